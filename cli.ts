@@ -1,0 +1,111 @@
+#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-sys=hostname,osRelease --allow-run
+/**
+ * The queuectl command line. This is the one place that maps errors to exit codes and
+ * calls `Deno.exit`. Subcommands load lazily so a one-shot command pays only for itself.
+ *
+ * @module
+ */
+
+import { exitCodeFor } from "./src/errors.ts";
+import type { Context } from "./src/commands/args.ts";
+import { VERSION } from "./src/version.ts";
+
+type Command = (args: string[], ctx: Context) => Promise<number | void>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  enqueue: async () => (await import("./src/commands/enqueue.ts")).enqueueCommand,
+  worker: async () => (await import("./src/commands/worker.ts")).workerCommand,
+  status: async () => (await import("./src/commands/status.ts")).statusCommand,
+  list: async () => (await import("./src/commands/list.ts")).listCommand,
+  show: async () => (await import("./src/commands/show.ts")).showCommand,
+  logs: async () => (await import("./src/commands/logs.ts")).logsCommand,
+  dlq: async () => (await import("./src/commands/dlq.ts")).dlqCommand,
+  config: async () => (await import("./src/commands/config.ts")).configCommand,
+};
+
+const USAGE = `queuectl ${VERSION}: a background job queue for shell commands
+
+Usage: queuectl [--home DIR] [--db URL] [--debug] <command> [options]
+
+Commands:
+  enqueue JSON | --file F | - | [flags] -- CMD ARGS...   add jobs
+  worker start [--count N] [--queue Q] [--detach]         run jobs
+  worker stop [--wait] | worker list                      control workers
+  status                                                  counts and workers
+  list [--state S] [--queue Q] [--limit N]                list jobs
+  show ID                                                 a job and its attempts
+  logs ID [--attempt N] [--follow]                        a job's output
+  dlq list | dlq retry ID... | dlq retry --all            the dead-letter queue
+  config get KEY | config set KEY VALUE | config list     settings
+
+Every read command takes --json. Run 'queuectl <command> --help' for its options.
+Data directory: --home, else $QUEUECTL_HOME, else $XDG_DATA_HOME/queuectl.
+`;
+
+/** Runs the CLI with `args`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const ctx: Context = {
+    stdout: (text) => writeAll(Deno.stdout, text),
+    stderr: (text) => writeAll(Deno.stderr, text),
+  };
+  const debug = args.includes("--debug");
+  // Global options may stand before the command: `queuectl --home DIR status`.
+  args = [...args];
+  while (args.length && /^--(home|db|debug)(=|$)/.test(args[0])) {
+    const [flag, inline] = args.shift()!.split(/=(.*)/s, 2);
+    if (flag === "--debug") continue;
+    const value = inline ?? args.shift();
+    if (value === undefined) {
+      ctx.stderr(`queuectl: cannot parse options: ${flag} needs a value\n`);
+      return 2;
+    }
+    if (flag === "--home") ctx.home = value;
+    else ctx.db = value;
+  }
+  const name = args[0];
+  try {
+    if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+      ctx.stdout(USAGE);
+      return name === undefined ? 2 : 0;
+    }
+    if (name === "--version" || name === "version") {
+      ctx.stdout(`queuectl ${VERSION}\n`);
+      return 0;
+    }
+    const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (!load) {
+      ctx.stderr(
+        `queuectl: cannot run ${JSON.stringify(name)}: unknown command (valid: ${
+          Object.keys(COMMANDS).join(", ")
+        })\n`,
+      );
+      return 2;
+    }
+    const command = await load();
+    return (await command(args.slice(1), ctx)) ?? 0;
+  } catch (e) {
+    if (debug) ctx.stderr(`${(e as Error)?.stack ?? e}\n`);
+    ctx.stderr(`queuectl: ${oneLine(e)}\n`);
+    return exitCodeFor(e);
+  }
+}
+
+function oneLine(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const line = message.split("\n")[0].trim();
+  return /^cannot /.test(line) ? line : `cannot continue: ${line}`;
+}
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  try {
+    for (let n = 0; n < bytes.length;) n += stream.writeSync(bytes.subarray(n));
+  } catch (e) {
+    // A closed pipe (e.g. `queuectl list | head`) is not an error worth a trace.
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,156 @@
+/**
+ * Bounded job output: a writer that keeps the first N bytes of an attempt's output in its
+ * file, and a pump that drains a pipe into it with one reused buffer.
+ *
+ * Memory stays constant however much a job prints: each pipe owns one buffer that every
+ * read fills again, and bytes past the limit are read (so the job never blocks on a full
+ * pipe) and dropped.
+ *
+ * @module
+ */
+
+/** Bytes read from a pipe at a time: a Linux pipe's default capacity. */
+export const PIPE_CHUNK = 64 * 1024;
+
+/**
+ * Opens (creating with mode 0600, or appending to) an attempt's output file, creating a
+ * missing parent directory with mode 0700.
+ */
+export function openOutputFile(path: string): Deno.FsFile {
+  const options: Deno.OpenOptions = { append: true, create: true, mode: 0o600 };
+  try {
+    return Deno.openSync(path, options);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    // The caller normally made the directory; mkdir only on this rare path.
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    Deno.mkdirSync(dir || "/", { recursive: true, mode: 0o700 });
+    return Deno.openSync(path, options);
+  }
+}
+
+/**
+ * Writes chunks to a file until `limit` bytes are kept, then counts and discards the rest.
+ * {@linkcode CappedWriter.finish} appends the truncation marker. Never throws: a failed
+ * write (disk full) stops writing and is reported by `error`, and the attempt goes on.
+ *
+ * Writes are synchronous on purpose: an attempt's writer lives in its own slot thread, a
+ * write to the page cache takes microseconds, at most `limit` bytes are ever written, and
+ * synchronous writes keep the two pipes' chunks in arrival order without a queue.
+ */
+export class CappedWriter {
+  #file: Deno.FsFile;
+  #limit: number;
+  #kept = 0;
+  #written = 0;
+  #seen = 0;
+  #truncated = false;
+  #error: string | null = null;
+
+  /** Writes into `file` (which stays the caller's to close), keeping `limit` bytes. */
+  constructor(file: Deno.FsFile, limit: number) {
+    this.#file = file;
+    this.#limit = Number.isNaN(limit) ? 0 : Math.max(0, limit); // NaN would disable the cap
+  }
+
+  /** Bytes written to the file, the truncation marker included. */
+  get bytesWritten(): number {
+    return this.#written;
+  }
+
+  /** Bytes the job produced, kept or not. */
+  get bytesSeen(): number {
+    return this.#seen;
+  }
+
+  /** Whether output was dropped (past the limit, or after a failed write). */
+  get truncated(): boolean {
+    return this.#truncated;
+  }
+
+  /** Why writing stopped early, or null. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  /** Keeps as much of `chunk` as the limit allows. The chunk may be reused afterwards. */
+  write(chunk: Uint8Array): void {
+    this.#seen += chunk.length;
+    if (this.#truncated || chunk.length === 0) return;
+    const room = this.#limit - this.#kept;
+    if (chunk.length > room) {
+      this.#truncated = true;
+      if (room > 0) this.#kept += this.#writeAll(chunk.subarray(0, room));
+      return;
+    }
+    this.#kept += this.#writeAll(chunk);
+  }
+
+  /** Appends the truncation marker if output was dropped. Call once, at the end. */
+  finish(): void {
+    if (!this.#truncated) return;
+    const marker = `\n[queuectl: output truncated at ${this.#kept} bytes]\n`;
+    this.#writeAll(new TextEncoder().encode(marker));
+  }
+
+  #writeAll(bytes: Uint8Array): number {
+    if (this.#error !== null) return 0;
+    let done = 0;
+    try {
+      while (done < bytes.length) done += this.#file.writeSync(bytes.subarray(done));
+    } catch (e) {
+      this.#error = `cannot write output: ${(e as Error).message}`;
+      this.#truncated = true;
+    }
+    this.#written += done;
+    return done;
+  }
+}
+
+/** A pipe being drained; see {@linkcode drainPipe}. */
+export interface PipeDrain {
+  /** Resolves when the pipe reached its end or was cancelled. Never rejects. */
+  readonly done: Promise<void>;
+  /** Whether `done` has resolved. */
+  readonly finished: boolean;
+  /** Stops reading (closing the pipe) and waits for `done`. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Reads `stream` to its end into `writer`, reusing one buffer of `bufferSize` bytes: a
+ * BYOB read transfers the buffer into the read and hands it back filled.
+ */
+export function drainPipe(
+  stream: ReadableStream<Uint8Array>,
+  writer: CappedWriter,
+  bufferSize: number = PIPE_CHUNK,
+): PipeDrain {
+  const reader = stream.getReader({ mode: "byob" });
+  let finished = false;
+  const done = (async () => {
+    let buffer = new ArrayBuffer(bufferSize);
+    try {
+      while (true) {
+        const { value, done } = await reader.read(new Uint8Array(buffer));
+        if (done || value === undefined) break;
+        writer.write(value);
+        buffer = value.buffer as ArrayBuffer;
+      }
+    } catch {
+      // A cancelled or broken pipe ends the output; the exit status decides the outcome.
+    } finally {
+      finished = true;
+    }
+  })();
+  return {
+    done,
+    get finished() {
+      return finished;
+    },
+    async cancel() {
+      if (!finished) await reader.cancel().catch(() => {});
+      await done;
+    },
+  };
+}

@@ -1,0 +1,352 @@
+/**
+ * The worker pool: one process whose main thread owns the store (claims, heartbeats,
+ * results, rescue) and whose N execution slots are Web Workers running one attempt each.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { nextRunAt } from "../backoff.ts";
+import { type Config, loadConfig } from "../config.ts";
+import { outputRelPath } from "../home.ts";
+import type { OutcomeKind } from "../job.ts";
+import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
+import type { AttemptResult, AttemptSpec } from "./executor.ts";
+import { newWorkerId } from "./ids.ts";
+import { hostIdentity } from "./process.ts";
+import { rescueExpired } from "./rescuer.ts";
+import type { SlotRequest } from "./slot.ts";
+
+/** Where a pool's messages go. */
+export type PoolLog = (level: "info" | "warn" | "error", message: string) => void;
+
+/** Options for a {@link Pool}. */
+export interface PoolOptions {
+  /** The data directory (config and output files live there). */
+  home: string;
+  /** Execution slots: jobs run at once. @default 1 */
+  slots?: number;
+  /** Only claim from these queues. @default all queues */
+  queues?: string[] | null;
+  /** This worker's id in the registry. @default a new random id */
+  workerId?: string;
+  log?: PoolLog;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  running: Running | null;
+}
+
+interface Running {
+  claim: ClaimedJob;
+  outputPath: string;
+  abortReason: string | null;
+}
+
+/** Runs jobs from a store until stopped. */
+export class Pool {
+  readonly workerId: string;
+  #store: Store;
+  #home: string;
+  #slotCount: number;
+  #queues: string[] | null;
+  #log: PoolLog;
+  #config: Config;
+  #configReadAt = 0;
+  #slots: Slot[] = [];
+  #started: AttemptStarted[] = [];
+  #finished: AttemptFinished[] = [];
+  #wake: (() => void) | null = null;
+  #stopDeadline: number | null = null;
+  #abortedForShutdown = false;
+  #nextHeartbeat = 0;
+  #nextRescue = 0;
+  #outputDirs = new Set<string>();
+  #host = hostIdentity();
+
+  constructor(store: Store, options: PoolOptions) {
+    this.#store = store;
+    this.#home = options.home;
+    this.#slotCount = Math.max(1, options.slots ?? 1);
+    this.#queues = options.queues?.length ? options.queues : null;
+    this.workerId = options.workerId ?? newWorkerId();
+    this.#log = options.log ?? (() => {});
+    this.#config = loadConfig(this.#home);
+  }
+
+  /** Whether a stop was asked for. */
+  get stopping(): boolean {
+    return this.#stopDeadline !== null;
+  }
+
+  /**
+   * Stops claiming; running jobs get `graceMs` (default: the `shutdown-grace` config) to
+   * finish, then they are killed and released back to pending.
+   */
+  stop(graceMs: number = this.#config.shutdownGraceS * 1000): void {
+    const deadline = Date.now() + graceMs;
+    if (this.#stopDeadline === null || deadline < this.#stopDeadline) this.#stopDeadline = deadline;
+    this.#wake?.();
+  }
+
+  /** Kills running jobs now, releases them, and exits the loop. */
+  kill(): void {
+    this.stop(0);
+  }
+
+  /** Runs until stopped. Resolves once every slot is idle and the worker unregistered. */
+  async run(): Promise<void> {
+    const now = Date.now();
+    await this.#store.registerWorker({
+      id: this.workerId,
+      host: this.#host,
+      pid: Deno.pid,
+      slots: this.#slotCount,
+      queues: this.#queues,
+    }, now);
+    this.#log("info", `worker ${this.workerId} started with ${this.#slotCount} slot(s)`);
+    for (let i = 0; i < this.#slotCount; i++) this.#slots.push(this.#newSlot(i));
+    try {
+      await this.#loop();
+    } finally {
+      for (const slot of this.#slots) slot.worker.terminate();
+      await this.#store.unregisterWorker(this.workerId).catch(() => {});
+      this.#log("info", `worker ${this.workerId} stopped`);
+    }
+  }
+
+  async #loop(): Promise<void> {
+    while (true) {
+      const now = Date.now();
+      this.#reloadConfig(now);
+      // 1. Record what the slots reported: started processes, finished attempts.
+      await this.#flush();
+      // 2. Heartbeat: extend our leases, learn of lost ones and of a stop request.
+      if (now >= this.#nextHeartbeat) await this.#heartbeat(now);
+      // 3. Rescue the jobs of dead workers.
+      if (now >= this.#nextRescue && !this.stopping) await this.#rescue(now);
+      // 4. Stopping: kill what outlived the grace period; leave once every slot is idle.
+      const busy = this.#slots.filter((s) => s.running).length;
+      if (this.stopping) {
+        if (busy === 0) return;
+        if (now >= this.#stopDeadline! && !this.#abortedForShutdown) {
+          this.#abortedForShutdown = true;
+          this.#log("warn", `shutdown grace over: killing ${busy} running job(s)`);
+          for (const slot of this.#slots) this.#abort(slot, "shutdown");
+        }
+      } else if (busy < this.#slotCount) {
+        // 5. Claim as many jobs as there are free slots and hand them out.
+        const claimed = await this.#claim(now, this.#slotCount - busy);
+        // A full batch hints at more work: go round again without sleeping.
+        if (claimed === this.#slotCount - busy) continue;
+      }
+      // 6. Sleep until a slot reports, a stop is asked, or the next periodic check is due.
+      // Polling is the fallback that finds delayed jobs and work from other processes.
+      const due = Math.min(
+        this.#nextHeartbeat,
+        this.stopping ? this.#stopDeadline! : now + this.#config.pollIntervalS * 1000,
+      );
+      await this.#sleep(Math.max(0, due - Date.now()));
+    }
+  }
+
+  #reloadConfig(now: number): void {
+    // Workers pick up `config set` without a restart; reading once a second is plenty.
+    if (now - this.#configReadAt < 1000) return;
+    this.#configReadAt = now;
+    try {
+      this.#config = loadConfig(this.#home);
+    } catch (e) {
+      this.#log("warn", `keeping the previous config: ${(e as Error).message}`);
+    }
+  }
+
+  async #claim(now: number, limit: number): Promise<number> {
+    const claims = await this.#store.claim({
+      workerId: this.workerId,
+      host: this.#host,
+      limit,
+      queues: this.#queues,
+      nowMs: now,
+      leaseMs: this.#config.leaseS * 1000,
+    });
+    const free = this.#slots.filter((s) => !s.running);
+    claims.forEach((claim, i) => this.#dispatch(free[i], claim, now));
+    return claims.length;
+  }
+
+  #dispatch(slot: Slot, claim: ClaimedJob, now: number): void {
+    const rel = outputRelPath(claim.job.id, claim.attempt, now);
+    const outputPath = join(this.#home, rel);
+    const dir = join(outputPath, "..");
+    if (!this.#outputDirs.has(dir)) {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.#outputDirs.add(dir);
+    }
+    const spec: AttemptSpec = {
+      jobId: claim.job.id,
+      attempt: claim.attempt,
+      command: claim.job.command,
+      cwd: claim.job.cwd,
+      timeoutMs: claim.job.timeout_s === null ? null : claim.job.timeout_s * 1000,
+      killGraceMs: this.#config.killGraceS * 1000,
+      outputPath,
+      outputLimit: this.#config.outputLimitBytes,
+    };
+    slot.running = { claim, outputPath, abortReason: null };
+    slot.worker.postMessage({ type: "run", spec } satisfies SlotRequest);
+  }
+
+  #newSlot(index: number): Slot {
+    const worker = new Worker(new URL("./slot.ts", import.meta.url), { type: "module" });
+    const slot: Slot = { index, worker, running: null };
+    worker.onmessage = (event) => this.#onSlotMessage(slot, event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#log("error", `slot ${index} crashed: ${event.message}`);
+      this.#slotDone(slot, crashResult(event.message));
+      slot.worker.terminate();
+      this.#slots[index] = this.#newSlot(index);
+    };
+    return slot;
+  }
+
+  #onSlotMessage(
+    slot: Slot,
+    message: { type: "spawned"; pid: number; startTicks: number | null } | {
+      type: "done";
+      result: AttemptResult;
+    },
+  ): void {
+    const running = slot.running;
+    if (!running) return;
+    if (message.type === "spawned") {
+      this.#started.push({
+        job_id: running.claim.job.id,
+        token: running.claim.token,
+        attempt: running.claim.attempt,
+        process: { host: this.#host, pid: message.pid, start_ticks: message.startTicks },
+        output_path: running.outputPath,
+      });
+    } else {
+      this.#slotDone(slot, message.result);
+    }
+    this.#wake?.();
+  }
+
+  #slotDone(slot: Slot, result: AttemptResult): void {
+    const running = slot.running;
+    if (!running) return;
+    slot.running = null;
+    const { claim } = running;
+    const outcome: OutcomeKind = result.outcome.kind;
+    this.#finished.push({
+      job_id: claim.job.id,
+      token: claim.token,
+      attempt: claim.attempt,
+      outcome,
+      exit_code: result.exitCode,
+      signal: result.signal,
+      error: result.error,
+      ended_ms: result.endedMs,
+      duration_ms: result.durationMs,
+      output_bytes: result.outputBytes,
+      disposition: running.abortReason === "shutdown" ? "release" : "retry",
+      retry_at_ms: nextRunAt(result.endedMs, claim.attempt, {
+        base: this.#config.backoffBase,
+        maxS: this.#config.backoffMaxS,
+        jitter: this.#config.backoffJitter,
+      }),
+    });
+  }
+
+  #abort(slot: Slot, reason: string): void {
+    if (!slot.running || slot.running.abortReason) return;
+    slot.running.abortReason = reason;
+    slot.worker.postMessage({ type: "abort", reason } satisfies SlotRequest);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#started.length) {
+      const started = this.#started;
+      this.#started = [];
+      await this.#store.recordStarted(started);
+    }
+    if (this.#finished.length) {
+      const finished = this.#finished;
+      this.#finished = [];
+      const refused = await this.#store.finish(finished);
+      for (const id of refused) {
+        this.#log("warn", `result of job ${id} refused: its lease was taken over`);
+      }
+    }
+  }
+
+  async #heartbeat(now: number): Promise<void> {
+    const leases = this.#slots.flatMap((s) =>
+      s.running ? [{ job_id: s.running.claim.job.id, token: s.running.claim.token }] : []
+    );
+    const reply = await this.#store.heartbeat(this.workerId, leases, {
+      nowMs: now,
+      leaseMs: this.#config.leaseS * 1000,
+    });
+    // A third of the lease: two heartbeats can be missed before the lease runs out.
+    this.#nextHeartbeat = now + (this.#config.leaseS * 1000) / 3;
+    for (const id of reply.lost) {
+      const slot = this.#slots.find((s) => s.running?.claim.job.id === id);
+      if (slot) {
+        this.#log("warn", `lost the lease of job ${id}: killing its attempt`);
+        this.#abort(slot, "lease lost");
+      }
+    }
+    if (reply.stop_requested && !this.stopping) {
+      this.#log("info", "stop requested through the store");
+      this.stop();
+    }
+  }
+
+  async #rescue(now: number): Promise<void> {
+    this.#nextRescue = now + this.#config.pollIntervalS * 1000;
+    if (await this.#store.stopRequested(this.workerId)) {
+      this.#log("info", "stop requested through the store");
+      this.stop();
+      return;
+    }
+    const report = await rescueExpired(this.#store, this.#config, { now });
+    if (report.rescued.length) {
+      this.#log(
+        "warn",
+        `rescued ${report.rescued.length} job(s) of dead workers (${report.orphansKilled} orphan group(s) killed)`,
+      );
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+    });
+  }
+}
+
+function crashResult(message: string): AttemptResult {
+  const now = Date.now();
+  return {
+    outcome: { kind: "spawn_failed", message },
+    startedMs: now,
+    endedMs: now,
+    durationMs: 0,
+    outputBytes: 0,
+    truncated: false,
+    signal: null,
+    exitCode: null,
+    error: `execution slot crashed: ${message}`,
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * How queuectl starts another copy of itself (`worker start --detach`), the same way
+ * whether it runs from a checkout (`deno run`) or as a compiled executable.
+ *
+ * @module
+ */
+
+import { basename } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+/**
+ * The permissions queuectl runs with; deno.json's `queuectl` and `compile` tasks grant
+ * the same (a test checks). No network, no FFI. `--allow-run` is unscoped because
+ * `Deno.kill` (killing a job's process group) requires it; jobs are `sh -c` commands, so
+ * a list of allowed programs would not contain them anyway.
+ */
+export const PERMISSION_FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys=hostname,osRelease",
+  "--allow-run",
+] as const;
+
+/** The argv that runs this queuectl with `args`. */
+export function selfArgv(args: string[]): string[] {
+  const exec = Deno.execPath();
+  // A compiled executable is its own runtime; `deno run` needs the flags and the script.
+  if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec, ...args];
+  const main = new URL("../cli.ts", import.meta.url);
+  const script = main.protocol === "file:" ? fromFileUrl(main) : main.href;
+  return [exec, "run", ...PERMISSION_FLAGS, script, ...args];
+}

@@ -1,0 +1,94 @@
+/**
+ * End-to-end: a worker killed with SIGKILL mid-job, with default settings.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cleanup, json, runCli, spawnCli, tempHome, waitFor } from "./helpers.ts";
+import type { JobDetail } from "../src/job.ts";
+
+const show = async (home: string, id: string) =>
+  json<JobDetail>(await runCli(home, ["show", id, "--json"]));
+
+const alive = (pid: number) => {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+};
+
+Deno.test("e2e crash: kill -9 of a worker mid-job is rescued within 60 s and the orphan is killed", async () => {
+  const home = await tempHome();
+  const pidFile = join(home, "orphan.pid");
+  // Attempt 1 hangs (and would hang forever); attempt 2 finishes at once.
+  const command =
+    `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > ${pidFile}; exec sleep 1000; fi; echo retried`;
+  await runCli(home, ["enqueue", JSON.stringify({ id: "victim", command })]);
+  const first = spawnCli(home, ["worker", "start"]);
+  let second: Deno.ChildProcess | null = null;
+  try {
+    const orphan = await waitFor(() => {
+      try {
+        return Number(Deno.readTextFileSync(pidFile).trim()) || null;
+      } catch {
+        return null;
+      }
+    }, { what: "job started" });
+    first.kill("SIGKILL");
+    await first.status;
+    const killedAt = Date.now();
+    assert.ok(alive(orphan), "the orphan outlives its worker");
+    assert.equal((await show(home, "victim")).state, "processing");
+
+    second = spawnCli(home, ["worker", "start"]);
+    const done = await waitFor(async () => {
+      const j = await show(home, "victim");
+      return j.state !== "processing" && j;
+    }, { timeoutMs: 70_000, intervalMs: 250, what: "rescue" });
+    const recoveredMs = Date.now() - killedAt;
+    assert.ok(recoveredMs <= 60_000, `rescued after ${recoveredMs} ms`);
+    assert.ok(!alive(orphan), "the orphaned attempt was killed before the retry");
+    assert.match(done.attempts_log[0].error!, /lost its lease.*orphaned process group was killed/);
+    assert.equal(done.attempts_log[0].outcome, "lost");
+    const final = await waitFor(async () => {
+      const j = await show(home, "victim");
+      return j.state === "completed" && j;
+    }, { what: "retry completed" });
+    assert.equal(final.attempts, 2, "retried through the normal retry path");
+    assert.match((await runCli(home, ["logs", "victim"])).stdout, /retried/);
+  } finally {
+    await runCli(home, ["worker", "stop", "--wait"]);
+    if (second) await second.status;
+    await cleanup(home);
+  }
+});
+
+Deno.test("e2e crash: a job's timeout still bounds it when its worker is gone", async () => {
+  const home = await tempHome();
+  const pidFile = join(home, "orphan.pid");
+  await runCli(home, ["config", "set", "kill-grace", "0.5"]);
+  await runCli(home, [
+    "enqueue",
+    JSON.stringify({ id: "t", command: `echo $$ > ${pidFile}; exec sleep 1000`, timeout_s: 1 }),
+  ]);
+  const worker = spawnCli(home, ["worker", "start"]);
+  try {
+    const orphan = await waitFor(() => {
+      try {
+        return Number(Deno.readTextFileSync(pidFile).trim()) || null;
+      } catch {
+        return null;
+      }
+    });
+    worker.kill("SIGKILL");
+    await worker.status;
+    const killedAt = Date.now();
+    // No worker is left to enforce the timeout: the job's own watchdog must.
+    await waitFor(() => !alive(orphan), { timeoutMs: 15_000, what: "orphan ended by its timeout" });
+    assert.ok(Date.now() - killedAt < 1000 + 500 + 2000 + 2000, "within timeout + grace + slack");
+  } finally {
+    await cleanup(home);
+  }
+});
