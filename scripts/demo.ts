@@ -14,7 +14,7 @@ const dim = (
 
 async function q(...args: string[]): Promise<string> {
   console.log(`\n$ queuectl ${args.map((a) => (/^[\w.,=:-]+$/.test(a) ? a : `'${a}'`)).join(" ")}`);
-  const [cmd, ...rest] = selfArgv([...args, "--home", home]);
+  const [cmd, ...rest] = selfArgv(["--home", home, ...args]);
   const out = await new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "piped" })
     .output();
   const text = new TextDecoder().decode(out.stdout);
@@ -54,7 +54,7 @@ try {
 }
 
 async function quiet(...args: string[]): Promise<string> {
-  const [cmd, ...rest] = selfArgv([...args, "--home", home]);
+  const [cmd, ...rest] = selfArgv(["--home", home, ...args]);
   const out = await new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "null" }).output();
   return new TextDecoder().decode(out.stdout);
 }
