@@ -242,3 +242,27 @@ Deno.test("e2e worker: --detach returns the id at once; the worker logs to a fil
     await cleanup(home);
   }
 });
+
+Deno.test("e2e worker: 'worker stop' kills what outlives shutdown-grace and releases it", async () => {
+  const home = await tempHome();
+  await runCli(home, ["config", "set", "shutdown-grace", "0.5"]);
+  await runCli(home, ["config", "set", "kill-grace", "0.2"]);
+  const worker = spawnCli(home, ["worker", "start", "--count", "2"]);
+  try {
+    await runCli(home, ["enqueue", '{"id":"quick","command":"sleep 0.2"}']);
+    await runCli(home, ["enqueue", '{"id":"long","command":"sleep 60"}']);
+    await waitFor(async () => (await show(home, "long")).attempts_log[0]?.pid);
+    const started = Date.now();
+    const stop = await runCli(home, ["worker", "stop", "--wait"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await worker.status).code, 0);
+    assert.ok(Date.now() - started < 10_000, "bounded by poll + grace + kill-grace");
+    assert.equal((await show(home, "quick")).state, "completed");
+    const long = await show(home, "long");
+    assert.equal(long.state, "pending", "killed and put back to the queue");
+    assert.equal(long.attempts_log[0].outcome, "aborted");
+    assert.match(long.attempts_log[0].error!, /shutdown/);
+  } finally {
+    await cleanup(home);
+  }
+});
