@@ -16,6 +16,7 @@ import {
   newJobId,
   parseNewJob,
 } from "./job.ts";
+import { notifyWorkers } from "./notify.ts";
 import { openStore } from "./store/open.ts";
 import type { Durability } from "./store/sqlite/db.ts";
 import type { JobInsert, ListOptions, StateCounts, Store, WorkerInfo } from "./store/store.ts";
@@ -95,6 +96,7 @@ export class Queue {
     });
     if (rows.length === 0) throw new UsageError("cannot enqueue: no jobs given");
     await this.store.enqueue(rows, now);
+    if (rows.some((r) => r.run_at_ms <= now)) notifyWorkers(this.home);
     return rows.map((r) => r.id);
   }
 
@@ -121,8 +123,10 @@ export class Queue {
   }
 
   /** Moves dead jobs back to pending (`ids` null: all of them). */
-  retryDead(ids: string[] | null, now: number = Date.now()): Promise<string[]> {
-    return this.store.retryDead(ids, now);
+  async retryDead(ids: string[] | null, now: number = Date.now()): Promise<string[]> {
+    const moved = await this.store.retryDead(ids, now);
+    if (moved.length) notifyWorkers(this.home);
+    return moved;
   }
 
   /** Releases the store. */

@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import { OperationalError, UsageError } from "../errors.ts";
+import { notifyWorkers } from "../notify.ts";
 import { openQueue, type Queue } from "../queue.ts";
 import { newWorkerId } from "../pool/ids.ts";
 import { selfArgv } from "../self.ts";
@@ -70,6 +71,7 @@ async function stop(queue: Queue, ids: string[], wait: boolean, ctx: Context): P
     ctx.stderr(ids.length ? "no such live worker\n" : "no workers running\n");
     return ids.length ? 2 : 0;
   }
+  notifyWorkers(queue.home);
   ctx.stderr(`asked ${asked} worker(s) to stop\n`);
   if (!wait) return 0;
   const pending = () =>

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { nextRunAt } from "../backoff.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { outputRelPath } from "../home.ts";
+import { watchWake } from "../notify.ts";
 import type { OutcomeKind } from "../job.ts";
 import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
 import type { AttemptResult, AttemptSpec } from "./executor.ts";
@@ -63,6 +64,7 @@ export class Pool {
   #abortedForShutdown = false;
   #nextHeartbeat = 0;
   #nextRescue = 0;
+  #stopCheckDue = false;
   #outputDirs = new Set<string>();
   #host = hostIdentity();
 
@@ -108,9 +110,16 @@ export class Pool {
     }, now);
     this.#log("info", `worker ${this.workerId} started with ${this.#slotCount} slot(s)`);
     for (let i = 0; i < this.#slotCount; i++) this.#slots.push(this.#newSlot(i));
+    // New work wakes the loop at once; the poll interval is only the fallback.
+    // A wake-up may also be `worker stop`: look for a stop request on the next round.
+    const unwatch = watchWake(this.#home, () => {
+      this.#stopCheckDue = true;
+      this.#wake?.();
+    });
     try {
       await this.#loop();
     } finally {
+      unwatch();
       for (const slot of this.#slots) slot.worker.terminate();
       await this.#store.unregisterWorker(this.workerId).catch(() => {});
       this.#log("info", `worker ${this.workerId} stopped`);
@@ -125,7 +134,8 @@ export class Pool {
       await this.#flush();
       // 2. Heartbeat: extend our leases, learn of lost ones and of a stop request.
       if (now >= this.#nextHeartbeat) await this.#heartbeat(now);
-      // 3. Rescue the jobs of dead workers.
+      // 3. A stop request through the store; rescue the jobs of dead workers.
+      if (this.#stopCheckDue && !this.stopping) await this.#checkStop();
       if (now >= this.#nextRescue && !this.stopping) await this.#rescue(now);
       // 4. Stopping: kill what outlived the grace period; leave once every slot is idle.
       const busy = this.#slots.filter((s) => s.running).length;
@@ -307,13 +317,18 @@ export class Pool {
     }
   }
 
-  async #rescue(now: number): Promise<void> {
-    this.#nextRescue = now + this.#config.pollIntervalS * 1000;
+  async #checkStop(): Promise<void> {
+    this.#stopCheckDue = false;
     if (await this.#store.stopRequested(this.workerId)) {
       this.#log("info", "stop requested through the store");
       this.stop();
-      return;
     }
+  }
+
+  async #rescue(now: number): Promise<void> {
+    this.#nextRescue = now + this.#config.pollIntervalS * 1000;
+    await this.#checkStop();
+    if (this.stopping) return;
     const report = await rescueExpired(this.#store, this.#config, { now });
     if (report.rescued.length) {
       this.#log(
