@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   logs: async () => (await import("./src/commands/logs.ts")).logsCommand,
   dlq: async () => (await import("./src/commands/dlq.ts")).dlqCommand,
   config: async () => (await import("./src/commands/config.ts")).configCommand,
+  prune: async () => (await import("./src/commands/prune.ts")).pruneCommand,
 };
 
 const USAGE = `queuectl ${VERSION}: a background job queue for shell commands
@@ -37,6 +38,7 @@ Commands:
   logs ID [--attempt N] [--follow]                        a job's output
   dlq list | dlq retry ID... | dlq retry --all            the dead-letter queue
   config get KEY | config set KEY VALUE | config list     settings
+  prune --older-than AGE [--state S]                      delete old finished jobs
 
 Every read command takes --json. Run 'queuectl <command> --help' for its options.
 Data directory: --home, else $QUEUECTL_HOME, else $XDG_DATA_HOME/queuectl.

@@ -352,4 +352,49 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     await store.unregisterWorker("w1");
     assert.deepEqual(await store.listWorkers(T0 + 50_001, LEASE), []);
   });
+
+  test("prune: old terminal jobs go with their attempts, in batches; others stay", async (store) => {
+    await store.enqueue(
+      [job("old1"), job("old2"), job("old3"), job("live", { run_at_ms: T0 + 1e9 })],
+      T0,
+    );
+    for (let i = 0; i < 3; i++) {
+      const [c] = await claimOne(store);
+      await store.recordStarted([{
+        job_id: c.job.id,
+        token: c.token,
+        attempt: c.attempt,
+        process: { host: HOST, pid: 100 + i, start_ticks: 1 },
+        output_path: `/out/${c.job.id}.log`,
+      }]);
+      await store.finish([finished(c, "succeeded")]);
+    }
+    await store.enqueue([job("recent")], T0 + 10_000);
+    const [r] = await claimOne(store, T0 + 10_000);
+    await store.finish([finished(r, "succeeded", { ended_ms: T0 + 10_000 })]);
+    await assert.rejects(
+      store.prune({ states: ["processing"], beforeMs: T0 + 5000, limit: 10 }),
+      UsageError,
+    );
+    const first = await store.prune({
+      states: ["completed", "dead"],
+      beforeMs: T0 + 5000,
+      limit: 2,
+    });
+    assert.equal(first.ids.length, 2);
+    assert.equal(first.outputPaths.length, 2);
+    const second = await store.prune({ states: ["completed"], beforeMs: T0 + 5000, limit: 2 });
+    assert.equal(second.ids.length, 1);
+    assert.deepEqual(
+      [...first.ids, ...second.ids].sort(),
+      ["old1", "old2", "old3"],
+    );
+    assert.deepEqual(await store.prune({ states: ["completed"], beforeMs: T0 + 5000, limit: 2 }), {
+      ids: [],
+      outputPaths: [],
+    });
+    assert.equal(await store.getJob("old1"), null);
+    assert.equal((await store.getJob("recent"))?.state, "completed");
+    assert.equal((await store.getJob("live"))?.state, "pending");
+  });
 }

@@ -186,6 +186,17 @@ export interface Store {
     nowMs: number,
   ): Promise<string[]>;
 
+  /**
+   * Deletes up to `limit` jobs in `states` (terminal ones) last updated before `beforeMs`,
+   * with their attempts, in one short transaction. Returns what went, with the output files
+   * the caller should remove. Call it in a loop: small batches never block workers long.
+   */
+  prune(options: {
+    states: JobState[];
+    beforeMs: number;
+    limit: number;
+  }): Promise<{ ids: string[]; outputPaths: string[] }>;
+
   /** Whether someone asked this worker to stop; a cheap read a worker makes every poll. */
   stopRequested(workerId: string): Promise<boolean>;
   registerWorker(worker: WorkerRegistration, nowMs: number): Promise<void>;

@@ -366,6 +366,37 @@ export class SqliteStore implements Store {
     );
   }
 
+  prune(options: {
+    states: JobState[];
+    beforeMs: number;
+    limit: number;
+  }): Promise<{ ids: string[]; outputPaths: string[] }> {
+    const { states, beforeMs, limit } = options;
+    if (states.includes("processing")) {
+      return Promise.reject(new UsageError("cannot prune jobs: processing jobs are never pruned"));
+    }
+    if (states.length === 0) return Promise.resolve({ ids: [], outputPaths: [] });
+    const marks = states.map(() => "?").join(", ");
+    return settle(() =>
+      this.#db.write("prune jobs", () => {
+        // created_at <= updated_at, so the created_at range lets jobs_state_created find the
+        // candidates without reading the whole table.
+        const ids = (this.#db.prepare(
+          `SELECT id FROM jobs WHERE state IN (${marks}) AND created_at < ? AND updated_at < ?
+           LIMIT ?`,
+        ).all(...states, beforeMs, beforeMs, limit) as Row[]).map((r) => String(r.id));
+        if (ids.length === 0) return { ids, outputPaths: [] };
+        const list = ids.map(() => "?").join(", ");
+        const outputPaths = (this.#db.prepare(
+          `SELECT output_path FROM attempts WHERE job_id IN (${list}) AND output_path IS NOT NULL`,
+        ).all(...ids) as Row[]).map((r) => String(r.output_path));
+        // Attempts go with their job (ON DELETE CASCADE).
+        this.#db.prepare(`DELETE FROM jobs WHERE id IN (${list})`).run(...ids);
+        return { ids, outputPaths };
+      })
+    );
+  }
+
   stopRequested(workerId: string): Promise<boolean> {
     return settle(() => {
       const row = this.#db.read(
