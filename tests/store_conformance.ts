@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { DuplicateJobError, JobNotFoundError, UsageError } from "../src/errors.ts";
 import type { AttemptFinished, ClaimedJob, JobInsert, Store } from "../src/store/store.ts";
+import { JOB_STATES } from "../src/job.ts";
 
 /** Makes a fresh, empty store; `dispose` removes it. */
 export type StoreFactory = () => Promise<{ store: Store; dispose: () => Promise<void> }>;
@@ -396,5 +397,45 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     assert.equal(await store.getJob("old1"), null);
     assert.equal((await store.getJob("recent"))?.state, "completed");
     assert.equal((await store.getJob("live"))?.state, "pending");
+  });
+
+  test("countByState agrees with the jobs after every kind of move", async (store) => {
+    const agree = async (when: string) => {
+      const all = await store.listJobs({ limit: 0 });
+      const expected = Object.fromEntries(JOB_STATES.map((st) => [st, 0]));
+      for (const j of all) expected[j.state]++;
+      assert.deepEqual(await store.countByState(), expected, when);
+    };
+    await store.enqueue(
+      Array.from({ length: 6 }, (_, i) => job(`c${i}`, { max_retries: i < 3 ? 0 : 1 })),
+      T0,
+    );
+    await agree("enqueued");
+    const claims = await store.claim({
+      workerId: "w1",
+      host: HOST,
+      limit: 5,
+      queues: null,
+      nowMs: T0,
+      leaseMs: LEASE,
+    });
+    await agree("claimed");
+    await store.finish([
+      finished(claims[0], "succeeded"),
+      finished(claims[1], "failed"), // max_retries 0: dead
+      finished(claims[3], "failed"), // retries left: failed
+      finished(claims[4], "aborted", { disposition: "release" }),
+    ]);
+    await agree("finished");
+    const expired = await store.expiredLeases(T0 + LEASE + 1, 10);
+    await store.rescue(
+      expired.map((e) => ({ ...e, retry_at_ms: T0, error: "lost" })),
+      T0 + LEASE + 1,
+    );
+    await agree("rescued");
+    await store.retryDead(null, T0 + LEASE + 2);
+    await agree("retried from the DLQ");
+    await store.prune({ states: ["completed", "dead"], beforeMs: T0 + 1e9, limit: 10 });
+    await agree("pruned");
   });
 }

@@ -9,9 +9,10 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { OperationalError } from "../../errors.ts";
 import m0001 from "../migrations/sqlite/0001_init.sql" with { type: "text" };
+import m0002 from "../migrations/sqlite/0002_terminal_counts.sql" with { type: "text" };
 
 /** Migrations in order; the array index + 1 is the schema version. */
-const MIGRATIONS: readonly string[] = [m0001];
+const MIGRATIONS: readonly string[] = [m0001, m0002];
 
 /** How durable a commit is. */
 export type Durability = "full" | "normal";

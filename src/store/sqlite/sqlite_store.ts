@@ -124,15 +124,19 @@ export class SqliteStore implements Store {
 
   countByState(): Promise<StateCounts> {
     const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
-    return settle(() => {
-      const rows = this.#db.read(
-        "count jobs",
-        () =>
-          this.#db.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all() as Row[],
-      );
-      for (const r of rows) counts[r.state as JobState] = Number(r.n);
-      return counts;
-    });
+    return settle(() =>
+      this.#db.read("count jobs", () => {
+        // Final states from terminal_counts; the few active jobs from jobs_state_created.
+        const active = this.#db.prepare("SELECT count(*) AS n FROM jobs WHERE state = ?");
+        for (const state of ["pending", "processing", "failed"] as const) {
+          counts[state] = Number((active.get(state) as Row).n);
+        }
+        for (const r of this.#db.prepare("SELECT state, n FROM terminal_counts").all() as Row[]) {
+          counts[r.state as JobState] = Number(r.n);
+        }
+        return counts;
+      })
+    );
   }
 
   retryDead(ids: string[] | null, nowMs: number): Promise<string[]> {
@@ -142,6 +146,7 @@ export class SqliteStore implements Store {
       this.#db.write("retry dead jobs", () => {
         if (ids === null) {
           const rows = this.#db.prepare(`${reset} RETURNING id`).all(nowMs, nowMs) as Row[];
+          this.#addTerminal({ dead: -rows.length });
           return rows.map((r) => String(r.id));
         }
         const one = this.#db.prepare(`${reset} AND id = ? RETURNING id`);
@@ -154,6 +159,7 @@ export class SqliteStore implements Store {
             `cannot retry job ${JSON.stringify(id)}: it is ${row.state}, not dead`,
           );
         }
+        this.#addTerminal({ dead: -ids.length });
         return ids;
       })
     );
@@ -241,7 +247,8 @@ export class SqliteStore implements Store {
            ELSE ?4 END,
          exit_code = ?5, last_error = ?6, updated_at = ?3,
          lease_token = NULL, lease_expires_at = NULL, worker_id = NULL
-       WHERE id = ?7 AND lease_token = ?8 AND state = 'processing'`,
+       WHERE id = ?7 AND lease_token = ?8 AND state = 'processing'
+       RETURNING state`,
     );
     const attempt = this.#db.prepare(
       `UPDATE attempts SET ended_at = ?, outcome = ?, exit_code = ?, signal = ?, duration_ms = ?,
@@ -251,8 +258,9 @@ export class SqliteStore implements Store {
     return settle(() =>
       this.#db.write("record results", () => {
         const refused: string[] = [];
+        const ended: Partial<Record<JobState, number>> = {};
         for (const f of finished) {
-          const changed = job.run(
+          const row = job.get(
             f.outcome,
             f.disposition,
             f.ended_ms,
@@ -261,11 +269,13 @@ export class SqliteStore implements Store {
             f.outcome === "succeeded" ? null : f.error,
             f.job_id,
             f.token,
-          ).changes;
-          if (changed === 0) {
+          ) as Row | undefined;
+          if (!row) {
             refused.push(f.job_id);
             continue;
           }
+          const state = row.state as JobState;
+          ended[state] = (ended[state] ?? 0) + 1;
           attempt.run(
             f.ended_ms,
             f.outcome,
@@ -279,6 +289,7 @@ export class SqliteStore implements Store {
             f.token,
           );
         }
+        this.#addTerminal(ended);
         return refused;
       })
     );
@@ -344,7 +355,8 @@ export class SqliteStore implements Store {
          run_at = CASE WHEN attempts > max_retries THEN run_at ELSE ? END,
          last_error = ?, exit_code = NULL, updated_at = ?,
          lease_token = NULL, lease_expires_at = NULL, worker_id = NULL
-       WHERE id = ? AND lease_token = ? AND state = 'processing' AND lease_expires_at < ?`,
+       WHERE id = ? AND lease_token = ? AND state = 'processing' AND lease_expires_at < ?
+       RETURNING state`,
     );
     const attempt = this.#db.prepare(
       `UPDATE attempts SET ended_at = ?, outcome = 'lost', error = ?,
@@ -354,13 +366,17 @@ export class SqliteStore implements Store {
     return settle(() =>
       this.#db.write("rescue expired jobs", () => {
         const rescued: string[] = [];
+        let dead = 0;
         for (const e of expired) {
-          if (
-            job.run(e.retry_at_ms, e.error, nowMs, e.job_id, e.token, nowMs).changes === 0
-          ) continue;
+          const row = job.get(e.retry_at_ms, e.error, nowMs, e.job_id, e.token, nowMs) as
+            | Row
+            | undefined;
+          if (!row) continue;
+          if (row.state === "dead") dead++;
           attempt.run(nowMs, e.error, nowMs, e.job_id, e.attempt, e.token);
           rescued.push(e.job_id);
         }
+        this.#addTerminal({ dead });
         return rescued;
       })
     );
@@ -391,7 +407,13 @@ export class SqliteStore implements Store {
           `SELECT output_path FROM attempts WHERE job_id IN (${list}) AND output_path IS NOT NULL`,
         ).all(...ids) as Row[]).map((r) => String(r.output_path));
         // Attempts go with their job (ON DELETE CASCADE).
-        this.#db.prepare(`DELETE FROM jobs WHERE id IN (${list})`).run(...ids);
+        const gone = this.#db.prepare(`DELETE FROM jobs WHERE id IN (${list}) RETURNING state`)
+          .all(...ids) as Row[];
+        const removed: Partial<Record<JobState, number>> = {};
+        for (const r of gone) {
+          removed[r.state as JobState] = (removed[r.state as JobState] ?? 0) - 1;
+        }
+        this.#addTerminal(removed);
         return { ids, outputPaths };
       })
     );
@@ -479,6 +501,14 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#db.close();
+  }
+
+  /** Applies changes to terminal_counts; call inside the write that moved the jobs. */
+  #addTerminal(delta: Partial<Record<JobState, number>>): void {
+    const update = this.#db.prepare("UPDATE terminal_counts SET n = n + ? WHERE state = ?");
+    for (const state of ["completed", "dead", "cancelled"] as const) {
+      if (delta[state]) update.run(delta[state]!, state);
+    }
   }
 }
 
