@@ -438,4 +438,30 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     await store.prune({ states: ["completed", "dead"], beforeMs: T0 + 1e9, limit: 10 });
     await agree("pruned");
   });
+
+  test("cycle: records starts and results and claims more in one call, fenced", async (store) => {
+    await store.enqueue([job("a"), job("b"), job("c")], T0);
+    const [a] = await claimOne(store);
+    const stale = { ...a, token: "stale" };
+    const out = await store.cycle({
+      started: [{
+        job_id: "a",
+        token: a.token,
+        attempt: a.attempt,
+        process: { host: HOST, pid: 42, start_ticks: 7 },
+        output_path: "/o/a.log",
+      }],
+      finished: [finished(a, "succeeded"), finished(stale, "failed")],
+      claim: { workerId: "w1", host: HOST, limit: 5, queues: null, nowMs: T0, leaseMs: LEASE },
+    });
+    assert.deepEqual(out.refused, ["a"], "the second result for a names a stale token");
+    assert.deepEqual(out.claimed.map((c) => c.job.id), ["b", "c"]);
+    const got = await store.getJob("a");
+    assert.equal(got?.state, "completed");
+    assert.equal(got?.attempts_log[0].pid, 42);
+    assert.deepEqual(await store.cycle({ started: [], finished: [], claim: null }), {
+      refused: [],
+      claimed: [],
+    });
+  });
 }

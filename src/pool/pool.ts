@@ -128,38 +128,51 @@ export class Pool {
 
   async #loop(): Promise<void> {
     while (true) {
-      const now = Date.now();
-      this.#reloadConfig(now);
-      // 1. Record what the slots reported: started processes, finished attempts.
-      await this.#flush();
-      // 2. Heartbeat: extend our leases, learn of lost ones and of a stop request.
-      if (now >= this.#nextHeartbeat) await this.#heartbeat(now);
-      // 3. A stop request through the store; rescue the jobs of dead workers.
-      if (this.#stopCheckDue && !this.stopping) await this.#checkStop();
-      if (now >= this.#nextRescue && !this.stopping) await this.#rescue(now);
-      // 4. Stopping: kill what outlived the grace period; leave once every slot is idle.
-      const busy = this.#slots.filter((s) => s.running).length;
-      if (this.stopping) {
-        if (busy === 0) return;
-        if (now >= this.#stopDeadline! && !this.#abortedForShutdown) {
-          this.#abortedForShutdown = true;
-          this.#log("warn", `shutdown grace over: killing ${busy} running job(s)`);
-          for (const slot of this.#slots) this.#abort(slot, "shutdown");
-        }
-      } else if (busy < this.#slotCount) {
-        // 5. Claim as many jobs as there are free slots and hand them out.
-        const claimed = await this.#claim(now, this.#slotCount - busy);
-        // A full batch hints at more work: go round again without sleeping.
-        if (claimed === this.#slotCount - busy) continue;
+      try {
+        if (await this.#round()) return;
+      } catch (e) {
+        // The store failed (disk full, database unreadable…): keep running jobs, keep
+        // what is not yet recorded, and try again shortly. Leases outlive a short outage.
+        this.#log("error", `${(e as Error).message}; retrying in 1 s`);
+        await this.#sleep(1000);
       }
-      // 6. Sleep until a slot reports, a stop is asked, or the next periodic check is due.
-      // Polling is the fallback that finds delayed jobs and work from other processes.
-      const due = Math.min(
-        this.#nextHeartbeat,
-        this.stopping ? this.#stopDeadline! : now + this.#config.pollIntervalS * 1000,
-      );
-      await this.#sleep(Math.max(0, due - Date.now()));
     }
+  }
+
+  /** One round of the worker loop; true when the pool is done. */
+  async #round(): Promise<boolean> {
+    const now = Date.now();
+    this.#reloadConfig(now);
+    // 1. Heartbeat: extend our leases, learn of lost ones and of a stop request.
+    if (now >= this.#nextHeartbeat) await this.#heartbeat(now);
+    // 2. A stop request through the store; rescue the jobs of dead workers.
+    if (this.#stopCheckDue && !this.stopping) await this.#checkStop();
+    if (now >= this.#nextRescue && !this.stopping) await this.#rescue(now);
+    // 3. Record what the slots reported and claim a job for every free slot, in one
+    //    transaction (group commit: one fsync however much there is to say).
+    const free = this.stopping ? 0 : this.#slots.filter((s) => !s.running).length;
+    const claimed = await this.#cycle(now, free);
+    // 4. Stopping: kill what outlived the grace period; leave once every slot is idle.
+    if (this.stopping) {
+      const busy = this.#slots.filter((s) => s.running).length;
+      if (busy === 0 && !this.#started.length && !this.#finished.length) return true;
+      if (now >= this.#stopDeadline! && !this.#abortedForShutdown) {
+        this.#abortedForShutdown = true;
+        this.#log("warn", `shutdown grace over: killing ${busy} running job(s)`);
+        for (const slot of this.#slots) this.#abort(slot, "shutdown");
+      }
+    } else if (free > 0 && claimed === free) {
+      return false; // a full batch hints at more work: go round again without sleeping
+    }
+    // 5. Sleep until a slot reports, work arrives, a stop is asked, or a periodic check is
+    //    due. The poll is only the fallback for delayed jobs and missed wake-ups.
+    if (this.#started.length || this.#finished.length) return false;
+    const due = Math.min(
+      this.#nextHeartbeat,
+      this.stopping ? this.#stopDeadline! : now + this.#config.pollIntervalS * 1000,
+    );
+    await this.#sleep(Math.max(0, due - Date.now()));
+    return false;
   }
 
   #reloadConfig(now: number): void {
@@ -173,18 +186,40 @@ export class Pool {
     }
   }
 
-  async #claim(now: number, limit: number): Promise<number> {
-    const claims = await this.#store.claim({
-      workerId: this.workerId,
-      host: this.#host,
-      limit,
-      queues: this.#queues,
-      nowMs: now,
-      leaseMs: this.#config.leaseS * 1000,
-    });
-    const free = this.#slots.filter((s) => !s.running);
-    claims.forEach((claim, i) => this.#dispatch(free[i], claim, now));
-    return claims.length;
+  async #cycle(now: number, free: number): Promise<number> {
+    const started = this.#started;
+    const finished = this.#finished;
+    this.#started = [];
+    this.#finished = [];
+    let result;
+    try {
+      result = await this.#store.cycle({
+        started,
+        finished,
+        claim: free > 0
+          ? {
+            workerId: this.workerId,
+            host: this.#host,
+            limit: free,
+            queues: this.#queues,
+            nowMs: now,
+            leaseMs: this.#config.leaseS * 1000,
+          }
+          : null,
+      });
+    } catch (e) {
+      // Nothing was written: keep the reports for the next try.
+      this.#started = started.concat(this.#started);
+      this.#finished = finished.concat(this.#finished);
+      throw e;
+    }
+    const { refused, claimed } = result;
+    for (const id of refused) {
+      this.#log("warn", `result of job ${id} refused: its lease was taken over`);
+    }
+    const idle = this.#slots.filter((s) => !s.running);
+    claimed.forEach((claim, i) => this.#dispatch(idle[i], claim, now));
+    return claimed.length;
   }
 
   #dispatch(slot: Slot, claim: ClaimedJob, now: number): void {
@@ -276,22 +311,6 @@ export class Pool {
     if (!slot.running || slot.running.abortReason) return;
     slot.running.abortReason = reason;
     slot.worker.postMessage({ type: "abort", reason } satisfies SlotRequest);
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#started.length) {
-      const started = this.#started;
-      this.#started = [];
-      await this.#store.recordStarted(started);
-    }
-    if (this.#finished.length) {
-      const finished = this.#finished;
-      this.#finished = [];
-      const refused = await this.#store.finish(finished);
-      for (const id of refused) {
-        this.#log("warn", `result of job ${id} refused: its lease was taken over`);
-      }
-    }
   }
 
   async #heartbeat(now: number): Promise<void> {

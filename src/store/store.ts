@@ -45,6 +45,32 @@ export interface ClaimedJob {
   lease_expires_ms: number;
 }
 
+/** What `claim` takes. */
+export interface ClaimOptions {
+  workerId: string;
+  /** The worker's {@link ProcessPlace.host}, recorded on each attempt at once. */
+  host: string;
+  limit: number;
+  queues: string[] | null;
+  nowMs: number;
+  leaseMs: number;
+}
+
+/** What a worker reports and asks for in one {@link Store.cycle}. */
+export interface CycleInput {
+  started: AttemptStarted[];
+  finished: AttemptFinished[];
+  /** Claim more, or null to only record. */
+  claim: ClaimOptions | null;
+}
+
+/** What {@link Store.cycle} returns. */
+export interface CycleResult {
+  /** Job ids whose result was refused (lease taken over). */
+  refused: string[];
+  claimed: ClaimedJob[];
+}
+
 /** A lease a worker holds: the job and the token that proves it. */
 export interface Lease {
   job_id: string;
@@ -154,19 +180,16 @@ export interface Store {
    * highest priority first, then earliest `run_at`, then id. Each gets a fresh lease
    * token, `attempts + 1` and an attempt record.
    */
-  claim(options: {
-    workerId: string;
-    /** The worker's {@link ProcessPlace.host}, recorded on each attempt at once. */
-    host: string;
-    limit: number;
-    queues: string[] | null;
-    nowMs: number;
-    leaseMs: number;
-  }): Promise<ClaimedJob[]>;
+  claim(options: ClaimOptions): Promise<ClaimedJob[]>;
   /** Records the processes of started attempts (fenced; stale ones are ignored). */
   recordStarted(started: AttemptStarted[]): Promise<void>;
   /** Records finished attempts (fenced). Returns the job ids whose result was refused. */
   finish(finished: AttemptFinished[]): Promise<string[]>;
+  /**
+   * Records started and finished attempts and claims more jobs, atomically where the
+   * backend can (one transaction: group commit). Same fencing as the single calls.
+   */
+  cycle(input: CycleInput): Promise<CycleResult>;
   /** Extends the leases a worker holds and refreshes its registry row. */
   heartbeat(
     workerId: string,

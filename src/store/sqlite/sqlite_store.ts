@@ -18,6 +18,9 @@ import type {
   AttemptFinished,
   AttemptStarted,
   ClaimedJob,
+  ClaimOptions,
+  CycleInput,
+  CycleResult,
   ExpiredLease,
   HeartbeatReply,
   JobInsert,
@@ -165,73 +168,86 @@ export class SqliteStore implements Store {
     );
   }
 
-  claim(options: {
-    workerId: string;
-    host: string;
-    limit: number;
-    queues: string[] | null;
-    nowMs: number;
-    leaseMs: number;
-  }): Promise<ClaimedJob[]> {
-    const { workerId, host, limit, queues, nowMs, leaseMs } = options;
-    if (limit <= 0) return Promise.resolve([]);
-    const claimSql = claimStatement(queues?.length ?? 0);
-    const token = crypto.randomUUID();
-    const expires = nowMs + leaseMs;
-    const attemptInsert = this.#db.prepare(
-      "INSERT INTO attempts (job_id, attempt, token, worker_id, host, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-    );
-    return settle(() =>
-      this.#db.write("claim jobs", () => {
-        const rows = this.#db.prepare(claimSql).all(
-          token,
-          expires,
-          workerId,
-          nowMs,
-          nowMs,
-          ...(queues ?? []),
-          limit,
-        ) as Row[];
-        const claimed = rows.map((row) => {
-          const job = toJob(row);
-          const attempt = Number(row.attempt_seq);
-          attemptInsert.run(job.id, attempt, token, workerId, host, nowMs);
-          return { job, attempt, token, lease_expires_ms: expires };
-        });
-        // RETURNING yields rows in update order, not claim order: restore claim order.
-        return claimed.sort((a, b) =>
-          b.job.priority - a.job.priority || a.job.run_at.localeCompare(b.job.run_at) ||
-          (a.job.id < b.job.id ? -1 : a.job.id > b.job.id ? 1 : 0)
-        );
-      })
-    );
+  claim(options: ClaimOptions): Promise<ClaimedJob[]> {
+    if (options.limit <= 0) return Promise.resolve([]);
+    return settle(() => this.#db.write("claim jobs", () => this.#claimIn(options)));
   }
 
   recordStarted(started: AttemptStarted[]): Promise<void> {
     if (started.length === 0) return Promise.resolve();
-    const update = this.#db.prepare(
-      `UPDATE attempts SET host = ?, pid = ?, start_ticks = ?, output_path = ?
-       WHERE job_id = ? AND attempt = ? AND token = ? AND outcome = 'running'`,
-    );
-    return settle(() => {
-      this.#db.write("record started attempts", () => {
-        for (const s of started) {
-          update.run(
-            s.process.host,
-            s.process.pid,
-            s.process.start_ticks,
-            s.output_path,
-            s.job_id,
-            s.attempt,
-            s.token,
-          );
-        }
-      });
-    });
+    return settle(() => this.#db.write("record started attempts", () => this.#startedIn(started)));
   }
 
   finish(finished: AttemptFinished[]): Promise<string[]> {
     if (finished.length === 0) return Promise.resolve([]);
+    return settle(() => this.#db.write("record results", () => this.#finishIn(finished)));
+  }
+
+  cycle(input: CycleInput): Promise<CycleResult> {
+    const claim = input.claim && input.claim.limit > 0 ? input.claim : null;
+    if (!input.started.length && !input.finished.length && !claim) {
+      return Promise.resolve({ refused: [], claimed: [] });
+    }
+    // Group commit: one transaction, so one fsync, for everything a worker has to say.
+    return settle(() =>
+      this.#db.write("record results and claim jobs", () => {
+        this.#startedIn(input.started);
+        const refused = this.#finishIn(input.finished);
+        return { refused, claimed: claim ? this.#claimIn(claim) : [] };
+      })
+    );
+  }
+
+  #claimIn(options: ClaimOptions): ClaimedJob[] {
+    const { workerId, host, limit, queues, nowMs, leaseMs } = options;
+    const token = crypto.randomUUID();
+    const expires = nowMs + leaseMs;
+    const rows = this.#db.prepare(claimStatement(queues?.length ?? 0)).all(
+      token,
+      expires,
+      workerId,
+      nowMs,
+      nowMs,
+      ...(queues ?? []),
+      limit,
+    ) as Row[];
+    const attemptInsert = this.#db.prepare(
+      "INSERT INTO attempts (job_id, attempt, token, worker_id, host, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    const claimed = rows.map((row) => {
+      const job = toJob(row);
+      const attempt = Number(row.attempt_seq);
+      attemptInsert.run(job.id, attempt, token, workerId, host, nowMs);
+      return { job, attempt, token, lease_expires_ms: expires };
+    });
+    // RETURNING yields rows in update order, not claim order: restore claim order.
+    return claimed.sort((a, b) =>
+      b.job.priority - a.job.priority || a.job.run_at.localeCompare(b.job.run_at) ||
+      (a.job.id < b.job.id ? -1 : a.job.id > b.job.id ? 1 : 0)
+    );
+  }
+
+  #startedIn(started: AttemptStarted[]): void {
+    if (started.length === 0) return;
+    const update = this.#db.prepare(
+      `UPDATE attempts SET host = ?, pid = ?, start_ticks = ?, output_path = ?
+       WHERE job_id = ? AND attempt = ? AND token = ? AND outcome = 'running'`,
+    );
+    for (const s of started) {
+      update.run(
+        s.process.host,
+        s.process.pid,
+        s.process.start_ticks,
+        s.output_path,
+        s.job_id,
+        s.attempt,
+        s.token,
+      );
+    }
+  }
+
+  #finishIn(finished: AttemptFinished[]): string[] {
+    if (finished.length === 0) return [];
     // Fenced: only the holder of the current lease can move the job out of processing.
     const job = this.#db.prepare(
       `UPDATE jobs SET
@@ -255,44 +271,40 @@ export class SqliteStore implements Store {
          error = ?, output_bytes = ?
        WHERE job_id = ? AND attempt = ? AND token = ?`,
     );
-    return settle(() =>
-      this.#db.write("record results", () => {
-        const refused: string[] = [];
-        const ended: Partial<Record<JobState, number>> = {};
-        for (const f of finished) {
-          const row = job.get(
-            f.outcome,
-            f.disposition,
-            f.ended_ms,
-            f.retry_at_ms,
-            f.exit_code,
-            f.outcome === "succeeded" ? null : f.error,
-            f.job_id,
-            f.token,
-          ) as Row | undefined;
-          if (!row) {
-            refused.push(f.job_id);
-            continue;
-          }
-          const state = row.state as JobState;
-          ended[state] = (ended[state] ?? 0) + 1;
-          attempt.run(
-            f.ended_ms,
-            f.outcome,
-            f.exit_code,
-            f.signal,
-            Math.round(f.duration_ms),
-            f.error,
-            f.output_bytes,
-            f.job_id,
-            f.attempt,
-            f.token,
-          );
-        }
-        this.#addTerminal(ended);
-        return refused;
-      })
-    );
+    const refused: string[] = [];
+    const ended: Partial<Record<JobState, number>> = {};
+    for (const f of finished) {
+      const row = job.get(
+        f.outcome,
+        f.disposition,
+        f.ended_ms,
+        f.retry_at_ms,
+        f.exit_code,
+        f.outcome === "succeeded" ? null : f.error,
+        f.job_id,
+        f.token,
+      ) as Row | undefined;
+      if (!row) {
+        refused.push(f.job_id);
+        continue;
+      }
+      const state = row.state as JobState;
+      ended[state] = (ended[state] ?? 0) + 1;
+      attempt.run(
+        f.ended_ms,
+        f.outcome,
+        f.exit_code,
+        f.signal,
+        Math.round(f.duration_ms),
+        f.error,
+        f.output_bytes,
+        f.job_id,
+        f.attempt,
+        f.token,
+      );
+    }
+    this.#addTerminal(ended);
+    return refused;
   }
 
   heartbeat(
