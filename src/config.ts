@@ -5,7 +5,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath as join } from "./paths.ts";
 import { ConfigError, OperationalError } from "./errors.ts";
 
 /** Resolved configuration. Times are seconds, sizes bytes. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath as join } from "./paths.ts";
 import { OperationalError } from "./errors.ts";
 
 /**

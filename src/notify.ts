@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath as join } from "./paths.ts";
 
 function wakeDir(home: string): string {
   return join(home, "wake");

@@ -1,14 +1,15 @@
 /**
- * Argument parsing shared by every subcommand: `node:util` parseArgs, strict, with the
- * global options merged in and its errors turned into one-line usage errors.
+ * Argument parsing shared by every subcommand: a strict parser (argv.ts, parseArgs'
+ * behaviour without its start-up cost), the global options merged in, and its errors
+ * turned into one-line usage errors.
  *
  * @module
  */
 
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../errors.ts";
+import { type OptionSpec, parseArgv, type Values } from "./argv.ts";
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
+type Options = Record<string, OptionSpec>;
 
 /** Options every command takes. */
 export const GLOBAL_OPTIONS = {
@@ -39,13 +40,11 @@ export function parse<O extends Options>(
   args: string[],
   options: O,
   { positionals = true }: { positionals?: boolean } = {},
-) {
+): { values: Values<typeof GLOBAL_OPTIONS & O>; positionals: string[] } {
   try {
-    return parseArgs({
-      args,
+    return parseArgv(args, {
       options: { ...GLOBAL_OPTIONS, ...options },
       allowPositionals: positionals,
-      strict: true,
     });
   } catch (e) {
     const message = (e as Error).message.replace(/\. To specify a positional.*$/s, "")

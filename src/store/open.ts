@@ -4,7 +4,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath as join } from "../paths.ts";
 import { UsageError } from "../errors.ts";
 import type { Store } from "./store.ts";
 import type { Durability } from "./sqlite/db.ts";
