@@ -5,7 +5,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { dirPath, joinPath as join } from "../paths.ts";
 import { nextRunAt } from "../backoff.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { outputRelPath } from "../home.ts";
@@ -225,7 +225,7 @@ export class Pool {
   #dispatch(slot: Slot, claim: ClaimedJob, now: number): void {
     const rel = outputRelPath(claim.job.id, claim.attempt, now);
     const outputPath = join(this.#home, rel);
-    const dir = join(outputPath, "..");
+    const dir = dirPath(outputPath);
     if (!this.#outputDirs.has(dir)) {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.#outputDirs.add(dir);
