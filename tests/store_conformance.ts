@@ -350,8 +350,11 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     assert.equal((await store.listWorkers(T0 + 50_000, LEASE))[0].state, "stopping");
     const beat = await store.heartbeat("w1", [], { nowMs: T0 + 50_001, leaseMs: LEASE });
     assert.equal(beat.stop_requested, true);
+    assert.equal(beat.registered, true);
     await store.unregisterWorker("w1");
     assert.deepEqual(await store.listWorkers(T0 + 50_001, LEASE), []);
+    const gone = await store.heartbeat("w1", [], { nowMs: T0 + 50_002, leaseMs: LEASE });
+    assert.equal(gone.registered, false, "a dropped worker learns it must register again");
   });
 
   test("prune: old terminal jobs go with their attempts, in batches; others stay", async (store) => {

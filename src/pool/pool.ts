@@ -100,14 +100,7 @@ export class Pool {
 
   /** Runs until stopped. Resolves once every slot is idle and the worker unregistered. */
   async run(): Promise<void> {
-    const now = Date.now();
-    await this.#store.registerWorker({
-      id: this.workerId,
-      host: this.#host,
-      pid: Deno.pid,
-      slots: this.#slotCount,
-      queues: this.#queues,
-    }, now);
+    await this.#register(Date.now());
     this.#log("info", `worker ${this.workerId} started with ${this.#slotCount} slot(s)`);
     for (let i = 0; i < this.#slotCount; i++) this.#slots.push(this.#newSlot(i));
     // New work wakes the loop at once; the poll interval is only the fallback.
@@ -334,6 +327,20 @@ export class Pool {
       this.#log("info", "stop requested through the store");
       this.stop();
     }
+    if (!reply.registered) {
+      this.#log("warn", "this worker was dropped from the registry as dead: registering again");
+      await this.#register(now);
+    }
+  }
+
+  #register(now: number): Promise<void> {
+    return this.#store.registerWorker({
+      id: this.workerId,
+      host: this.#host,
+      pid: Deno.pid,
+      slots: this.#slotCount,
+      queues: this.#queues,
+    }, now);
   }
 
   async #checkStop(): Promise<void> {

@@ -142,6 +142,11 @@ export interface HeartbeatReply {
   lost: string[];
   /** Someone asked this worker to stop (`worker stop`). */
   stop_requested: boolean;
+  /**
+   * Whether the worker's registry row exists. A worker that stalled past its lease may
+   * have been dropped as dead; it registers again so `worker list` and `stop` see it.
+   */
+  registered: boolean;
 }
 
 /** Filters for `listJobs`. Newest first. */

@@ -326,7 +326,7 @@ export class SqliteStore implements Store {
           if (extend.run(until, l.job_id, l.token).changes === 0) lost.push(l.job_id);
         }
         const row = beat.get(options.nowMs, workerId) as Row | undefined;
-        return { lost, stop_requested: row?.stop_requested_at != null };
+        return { lost, stop_requested: row?.stop_requested_at != null, registered: row != null };
       })
     );
   }
