@@ -155,15 +155,16 @@ Deno.test("e2e worker: several worker processes run 300 jobs, each exactly once"
 Deno.test("e2e worker: data survives a restart", async () => {
   const home = await tempHome();
   try {
-    await runCli(home, ["enqueue", '{"id":"a","command":"true"}']);
-    await runCli(home, ["enqueue", '{"id":"b","command":"true","delay_s":1}']);
-    let worker = spawnCli(home, ["worker", "start"]);
+    await runCli(home, ["enqueue", '{"id":"a","command":"true","queue":"first"}']);
+    await runCli(home, ["enqueue", '{"id":"b","command":"true","queue":"second"}']);
+    // The first worker serves only queue "first", so b is still waiting when it stops.
+    let worker = spawnCli(home, ["worker", "start", "--queue", "first"]);
     await waitFor(async () => (await show(home, "a")).state === "completed");
     await stopAll(home, [worker]);
     assert.equal((await show(home, "b")).state, "pending");
     worker = spawnCli(home, ["worker", "start"]);
     await waitFor(async () => (await show(home, "b")).state === "completed");
-    assert.equal((await show(home, "a")).attempts, 1);
+    assert.equal((await show(home, "a")).attempts, 1, "a did not run again");
     await stopAll(home, [worker]);
   } finally {
     await cleanup(home);
