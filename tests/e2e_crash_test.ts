@@ -87,7 +87,8 @@ Deno.test("e2e crash: a job's timeout still bounds it when its worker is gone", 
     const killedAt = Date.now();
     // No worker is left to enforce the timeout: the job's own watchdog must.
     await waitFor(() => !alive(orphan), { timeoutMs: 15_000, what: "orphan ended by its timeout" });
-    assert.ok(Date.now() - killedAt < 1000 + 500 + 2000 + 2000, "within timeout + grace + slack");
+    // timeout(1) fires at timeout + grace + 2 s and SIGKILLs 1 s later; allow for a busy machine.
+    assert.ok(Date.now() - killedAt < 12_000, "ended by the watchdog, not by sleep 1000");
   } finally {
     await cleanup(home);
   }
