@@ -8,6 +8,8 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { OperationalError } from "../../errors.ts";
+import { dirPath } from "../../paths.ts";
+import { assertLocalFileSystem, writeProblem } from "../fs_check.ts";
 import m0001 from "../migrations/sqlite/0001_init.sql" with { type: "text" };
 import m0002 from "../migrations/sqlite/0002_terminal_counts.sql" with { type: "text" };
 
@@ -42,11 +44,25 @@ export class Db {
 
   constructor(path: string, options: OpenOptions = {}) {
     this.path = path;
-    createPrivate(path);
+    if (createPrivate(path)) {
+      // A new database: refuse a network file system before WAL is switched on. Only here
+      // (and at worker start): reading the mount table costs an exec.
+      try {
+        assertLocalFileSystem(path);
+      } catch (e) {
+        try {
+          Deno.removeSync(path); // the empty file we made, so the next open checks again
+        } catch { /* already gone */ }
+        throw e;
+      }
+    }
     try {
       this.raw = new DatabaseSync(path);
     } catch (e) {
-      throw new OperationalError(`cannot open database ${path}: ${(e as Error).message}`);
+      const message = (e as Error).message;
+      throw new OperationalError(
+        `cannot open database ${path}: ${message}${storageCause(path, message)}`,
+      );
     }
     // Deno's node:sqlite ignores the constructor's timeout option: set it and check it.
     const busy = options.busyTimeoutMs ?? 5000;
@@ -125,7 +141,7 @@ export class Db {
       try {
         return fn();
       } catch (e) {
-        if (!isBusy(e)) throw wrapSqliteError(action, e);
+        if (!isBusy(e)) throw wrapSqliteError(action, e, this.path);
         if (Date.now() - started > BUSY_GIVE_UP_MS) {
           throw new OperationalError(`cannot ${action}: the database stayed locked for 60 s`);
         }
@@ -169,21 +185,38 @@ export function isBusy(e: unknown): boolean {
   return /database is locked|database is busy|database table is locked|SQLITE_BUSY/i.test(message);
 }
 
-function wrapSqliteError(action: string, e: unknown): unknown {
+function wrapSqliteError(action: string, e: unknown, path: string): unknown {
   if (!(e instanceof Error) || (e as { code?: string }).code !== "ERR_SQLITE_ERROR") return e;
-  return new OperationalError(`cannot ${action}: ${e.message}`);
+  return new OperationalError(`cannot ${action}: ${e.message}${storageCause(path, e.message)}`);
+}
+
+/** SQLite's words when the file system refused a write; they do not say why. */
+const STORAGE_ERRORS =
+  /disk I\/O error|database or disk is full|readonly database|unable to open database file/;
+
+/**
+ * ` (DIR: no space left on device)` when SQLite's error is a refused write and a probe in
+ * the database's folder finds the cause (a full disk, a read-only mount); else "".
+ */
+function storageCause(path: string, message: string): string {
+  if (!STORAGE_ERRORS.test(message)) return "";
+  const dir = dirPath(path);
+  const why = writeProblem(dir);
+  return why ? ` (${dir}: ${why})` : "";
 }
 
 /**
  * Creates the database file with mode 0600 before SQLite opens it (SQLite gives the WAL
  * and shared-memory files the same mode). Only a file that does not exist yet is touched:
  * opening and closing a plain handle on a live database would drop this process's locks.
+ * Returns whether it created the file.
  */
-function createPrivate(path: string): void {
+function createPrivate(path: string): boolean {
   try {
     Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
+    return true;
   } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return;
+    if (e instanceof Deno.errors.AlreadyExists) return false;
     throw new OperationalError(`cannot create database ${path}: ${(e as Error).message}`);
   }
 }
