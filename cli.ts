@@ -44,11 +44,30 @@ Every read command takes --json. Run 'queuectl <command> --help' for its options
 Data directory: --home, else $QUEUECTL_HOME, else $XDG_DATA_HOME/queuectl.
 `;
 
-/** Runs the CLI with `args`; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
+/** The standard streams {@linkcode main} uses; each defaults to the process's own. */
+export interface CliIo {
+  /** Receives what goes to stdout. @default writes to `Deno.stdout` */
+  stdout?: (text: string) => void;
+  /** Receives what goes to stderr. @default writes to `Deno.stderr` */
+  stderr?: (text: string) => void;
+  /** All of stdin (read only by commands that take `-`). @default reads `Deno.stdin` to its end */
+  stdin?: () => Promise<Uint8Array>;
+}
+
+/**
+ * Runs the CLI with `args`; returns the exit code. `io` replaces the standard streams, so
+ * tests (e.g. the fuzzer) can run thousands of commands in one process.
+ */
+export async function main(args: string[], io: CliIo = {}): Promise<number> {
+  const stderr = io.stderr ?? ((text: string) => writeAll(Deno.stderr, text));
+  let saidWhy = false;
   const ctx: Context = {
-    stdout: (text) => writeAll(Deno.stdout, text),
-    stderr: (text) => writeAll(Deno.stderr, text),
+    stdout: io.stdout ?? ((text) => writeAll(Deno.stdout, text)),
+    stderr: (text) => {
+      saidWhy = true;
+      stderr(text);
+    },
+    stdin: io.stdin ?? readStdin,
   };
   const debug = args.includes("--debug");
   // Global options may stand before the command: `queuectl --home DIR status`.
@@ -68,7 +87,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     if (name === undefined || name === "help" || name === "--help" || name === "-h") {
       ctx.stdout(USAGE);
-      return name === undefined ? 2 : 0;
+      if (name !== undefined) return 0;
+      ctx.stderr("queuectl: cannot run: no command given (see the usage above)\n");
+      return 2;
     }
     if (name === "--version" || name === "version") {
       ctx.stdout(`queuectl ${VERSION}\n`);
@@ -84,7 +105,13 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const command = await load();
-    return (await command(args.slice(1), ctx)) ?? 0;
+    const code = (await command(args.slice(1), ctx)) ?? 0;
+    // Bad usage always says why in one line, also where a command only printed its usage
+    // (`queuectl config` with no subcommand).
+    if (code === 2 && !saidWhy) {
+      ctx.stderr(`queuectl: cannot run ${name}: incomplete command (see the usage above)\n`);
+    }
+    return code;
   } catch (e) {
     if (debug) ctx.stderr(`${(e as Error)?.stack ?? e}\n`);
     ctx.stderr(`queuectl: ${oneLine(e)}\n`);
@@ -106,6 +133,10 @@ function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): v
     // A closed pipe (e.g. `queuectl list | head`) is not an error worth a trace.
     if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
   }
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
 }
 
 if (import.meta.main) {

@@ -28,6 +28,8 @@ export interface Context {
   /** Standard streams, injectable for tests of the library. */
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** All of standard input as bytes (for `-`), injectable like the output streams. */
+  stdin: () => Promise<Uint8Array>;
 }
 
 /**

@@ -46,7 +46,7 @@ export async function enqueueCommand(args: string[], ctx: Context): Promise<numb
     return 0;
   }
   const inputs = separator === -1
-    ? await jsonInputs(positionals, values.file, values)
+    ? await jsonInputs(positionals, values.file, values, ctx)
     : [commandLineJob(args.slice(separator + 1), positionals, values)];
   const queue = await openQueue(location(values, ctx));
   try {
@@ -63,6 +63,7 @@ async function jsonInputs(
   positionals: string[],
   file: string | undefined,
   values: Record<string, unknown>,
+  ctx: Context,
 ): Promise<unknown[]> {
   const flags = FIELD_FLAGS.filter((f) => values[f] !== undefined);
   if (flags.length) {
@@ -74,7 +75,7 @@ async function jsonInputs(
     if (positionals.length) {
       throw new UsageError("cannot enqueue: give --file or a JSON job, not both");
     }
-    return parseJsonLines(await readInput(file));
+    return parseJsonLines(await readInput(file, ctx));
   }
   if (positionals.length !== 1) {
     throw new UsageError(
@@ -83,7 +84,7 @@ async function jsonInputs(
         : "cannot enqueue: give one JSON job (quote it), or use --file for many",
     );
   }
-  if (positionals[0] === "-") return parseJsonLines(await readInput("-"));
+  if (positionals[0] === "-") return parseJsonLines(await readInput("-", ctx));
   let parsed: unknown;
   try {
     parsed = JSON.parse(positionals[0]);
@@ -93,12 +94,36 @@ async function jsonInputs(
   return Array.isArray(parsed) ? parsed : [parsed];
 }
 
-async function readInput(file: string): Promise<string> {
+async function readInput(file: string, ctx: Context): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    if (file === "-") return await new Response(Deno.stdin.readable).text();
-    return await Deno.readTextFile(file);
+    bytes = file === "-" ? await ctx.stdin() : await Deno.readFile(file);
   } catch (e) {
     throw new UsageError(`cannot enqueue: cannot read ${file}: ${(e as Error).message}`);
+  }
+  return decodeUtf8(bytes, file === "-" ? "stdin" : file);
+}
+
+/**
+ * Decodes strictly: a lenient decoder would turn bad bytes into U+FFFD and enqueue a
+ * command other than the one given, so invalid UTF-8 is refused, naming its line.
+ */
+function decodeUtf8(bytes: Uint8Array, name: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    let line = 1;
+    for (let start = 0; start <= bytes.length; line++) {
+      let end = bytes.indexOf(0x0a, start);
+      if (end === -1) end = bytes.length;
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(start, end));
+      } catch {
+        break;
+      }
+      start = end + 1;
+    }
+    throw new UsageError(`cannot enqueue: ${name}: line ${line}: not valid UTF-8 text`);
   }
 }
 
