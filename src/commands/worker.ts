@@ -68,8 +68,15 @@ async function stop(queue: Queue, ids: string[], wait: boolean, ctx: Context): P
   const staleMs = config.leaseS * 1000;
   const asked = await queue.store.requestStop(ids.length ? ids : null, Date.now(), staleMs);
   if (asked === 0) {
-    ctx.stderr(ids.length ? "no such live worker\n" : "no workers running\n");
-    return ids.length ? 2 : 0;
+    if (ids.length) {
+      throw new UsageError(
+        `cannot stop workers: no live worker with id ${
+          ids.map((id) => JSON.stringify(id)).join(", ")
+        }`,
+      );
+    }
+    ctx.stderr("no workers running\n");
+    return 0;
   }
   notifyWorkers(queue.home);
   ctx.stderr(`asked ${asked} worker(s) to stop\n`);
