@@ -157,6 +157,11 @@ export function parseNewJob(
   if (command.includes("\0")) {
     throw new UsageError(`cannot enqueue: "command" must not contain NUL characters`);
   }
+  // A lone surrogate (JSON "\ud800") has no UTF-8 form: SQLite would store U+FFFD instead,
+  // a command other than the one given.
+  if (!command.isWellFormed()) {
+    throw new UsageError(`cannot enqueue: "command" holds an unpaired surrogate (\\ud800-\\udfff)`);
+  }
   let id: string | null = null;
   if (o.id !== undefined && o.id !== null) {
     if (typeof o.id !== "string" || !ID_PATTERN.test(o.id)) {
@@ -206,7 +211,10 @@ export function parseNewJob(
   }
   let cwd = options.defaultCwd;
   if (o.cwd !== undefined) {
-    if (o.cwd !== null && (typeof o.cwd !== "string" || o.cwd === "" || o.cwd.includes("\0"))) {
+    if (
+      o.cwd !== null &&
+      (typeof o.cwd !== "string" || o.cwd === "" || o.cwd.includes("\0") || !o.cwd.isWellFormed())
+    ) {
       throw new UsageError(`cannot enqueue: "cwd" must be a non-empty path string, or null`);
     }
     cwd = o.cwd as string | null;
