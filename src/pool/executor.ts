@@ -9,7 +9,7 @@
  */
 
 import { CappedWriter, drainPipe, openOutputFile } from "./output.ts";
-import { calibrateStartTicks, groupAlive, killGroup, spawnStartTicks } from "./process.ts";
+import { calibrateStartTicks, killGroup, spawnStartTicks } from "./process.ts";
 
 /** One attempt to run. */
 export interface AttemptSpec {
@@ -161,7 +161,8 @@ export async function runAttempt(
   // 4. Whatever is left of the group goes with it (one syscall when nothing is); then the
   // pipes get a short bound, in case a process that left the group still holds them.
   if (killing !== null) await killing;
-  if (groupAlive(pid)) await killGroup(pid, { graceMs: spec.killGraceMs });
+  // killGroup's first signal answers "gone" when nothing is left: no scan in that case.
+  await killGroup(pid, { graceMs: spec.killGraceMs });
   if (!pipes.every((p) => p.finished)) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<void>((resolve) => timer = setTimeout(resolve, PIPE_EOF_WAIT_MS));

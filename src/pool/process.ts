@@ -29,13 +29,18 @@ interface ProcStat {
 const TICKS_PER_S = 100;
 /** How far recorded start ticks may be from /proc's (an estimate is within a few). */
 const START_TOLERANCE_TICKS = TICKS_PER_S;
-/** Poll intervals while waiting for a group to die: 1, 2, 4 … ms, capped here. */
-const MAX_POLL_MS = 50;
+/** Poll intervals while waiting for a group to die: 10, 20, 40 … ms, capped here. */
+const FIRST_POLL_MS = 10;
+const MAX_POLL_MS = 100;
 /** How long to wait for a SIGKILLed group to disappear before giving up on it. */
 const AFTER_KILL_WAIT_MS = 1000;
-/** Prints each /proc/<pid>/stat line given (all when none) after its pid, forking nothing. */
-const STAT_SCRIPT = `[ $# -gt 0 ] || set -- /proc/[0-9]*
-for d do read -r s < "$d/stat" && echo "\${d#/proc/} $s"; done`;
+/**
+ * Prints the /proc/<pid>/stat line of each folder given (of every process when none). One
+ * `cat` reads each file in one call; each stat line starts with its own pid. (A `read` loop
+ * in sh read one byte per system call: 25,000 calls for 110 processes.)
+ */
+const STAT_SCRIPT = `[ $# -gt 0 ] || exec cat /proc/[0-9]*/stat 2>/dev/null
+for d do set -- "$@" "$d/stat"; shift; done; exec cat -- "$@" 2>/dev/null`;
 
 let access: "direct" | "subprocess" | "none" | undefined;
 let cachedHost: string | null = null;
@@ -266,7 +271,7 @@ async function waitGone(pgid: number, ms: number): Promise<boolean> {
   // Members seen alive by the last scan: re-reading them is cheaper than a scan. Only when
   // they are all dead do we scan again, to catch anything forked meanwhile.
   let known: number[] = [];
-  let delay = 1;
+  let delay = FIRST_POLL_MS;
   while (true) {
     if (signalGroup(pgid, "SIGCONT") === "gone") return true;
     const stats = readStats(known);
