@@ -163,7 +163,7 @@ Deno.test("fs check: symlinks are resolved; the override and an unreadable table
   }
 });
 
-Deno.test("fs check: the real mount table is read (through sh) and this temp dir passes", async () => {
+Deno.test("fs check: the real mount table is read (through cat) and this temp dir passes", async () => {
   const dir = await tempHome("queuectl-fscheck-");
   try {
     assertLocalFileSystem(join(dir, "queue.db"), { allow: "" });

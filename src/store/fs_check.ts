@@ -12,7 +12,7 @@
  * and refuse, unless `QUEUECTL_ALLOW_NETWORK_FS=1` says the user knows better (e.g. every
  * process runs on one machine).
  *
- * Reading the mount table costs a `sh` exec (Deno refuses any /proc read without
+ * Reading the mount table costs an exec of `cat` (Deno refuses any /proc read without
  * `--allow-all`), a few milliseconds, so callers check only when the database file is
  * created and when a long-lived worker starts, not on every one-shot command.
  *
@@ -144,7 +144,7 @@ export function networkFsProblem(realPath: string, mountTable: string): string |
 
 /** Options for {@link assertLocalFileSystem}; the defaults read the real system. */
 export interface FsCheckOptions {
-  /** The mount table's text, or null when it cannot be read. @default reads /proc through `sh` */
+  /** The mount table's text, or null when it cannot be read. @default reads /proc through `cat` */
   readMountTable?: () => string | null;
   /** `QUEUECTL_ALLOW_NETWORK_FS`; `1` (or `true`, `yes`) skips the check. @default the environment variable */
   allow?: string | undefined;
@@ -192,22 +192,21 @@ function realPath(path: string): string | null {
 }
 
 /**
- * The mount table through `sh`: Deno refuses any /proc read without `--allow-all`, even
- * with `--allow-read`, but a child process may read it. `cat` shares our mount namespace,
- * so its `/proc/self/mountinfo` is ours. Null when there is none (not Linux) or no `sh`.
+ * The mount table through a child process: Deno refuses any /proc read without
+ * `--allow-all`, even with `--allow-read`, but a child may read it. `cat` shares our mount
+ * namespace, so its `/proc/self/mountinfo` is ours. `cat` is run directly, not through
+ * `sh -c`: one exec instead of two. Null when there is none (not Linux) or no `cat`.
  */
 function readMountTable(): string | null {
-  try {
-    const out = new Deno.Command("sh", {
-      args: ["-c", "cat /proc/self/mountinfo 2>/dev/null || cat /proc/mounts 2>/dev/null"],
-      stdin: "null",
-      stderr: "null",
-    }).outputSync();
-    const text = new TextDecoder().decode(out.stdout);
-    return text.trim() === "" ? null : text;
-  } catch {
-    return null;
+  for (const path of ["/proc/self/mountinfo", "/proc/mounts"]) {
+    try {
+      const out = new Deno.Command("cat", { args: [path], stdin: "null", stderr: "null" })
+        .outputSync();
+      const text = new TextDecoder().decode(out.stdout);
+      if (out.success && text.trim() !== "") return text;
+    } catch { /* no cat: try the next, then give up */ }
   }
+  return null;
 }
 
 /**
