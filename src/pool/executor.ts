@@ -39,7 +39,8 @@ export type Outcome =
   | { kind: "killed"; signal: string }
   /** We killed it because the caller aborted (shutdown, lease lost, cancel). */
   | { kind: "aborted"; reason: string }
-  | { kind: "spawn_failed"; message: string };
+  /** `local`: the failure was this worker's (e.g. its disk is full), not the job's. */
+  | { kind: "spawn_failed"; message: string; local?: boolean };
 
 /** What an attempt did. Times are milliseconds since the epoch (from `now`). */
 export interface AttemptResult {
@@ -105,7 +106,7 @@ export async function runAttempt(
     file = openOutputFile(spec.outputPath);
   } catch (e) {
     const message = `cannot open output file ${spec.outputPath}: ${(e as Error).message}`;
-    return finish({ kind: "spawn_failed", message });
+    return finish({ kind: "spawn_failed", message, local: true });
   }
   const writer = new CappedWriter(file, spec.outputLimit);
   const how = launch(spec);

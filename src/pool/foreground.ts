@@ -8,6 +8,7 @@
  */
 
 import { openQueue } from "../queue.ts";
+import { assertLocalFileSystem } from "../store/fs_check.ts";
 import { Pool, type PoolLog } from "./pool.ts";
 
 /** Options for {@link runForeground}. */
@@ -25,6 +26,15 @@ const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 export async function runForeground(options: ForegroundOptions): Promise<number> {
   const log = await stderrLog();
   const queue = await openQueue({ home: options.home, db: options.db });
+  // A long-lived worker checks the file system at start, whoever created the database.
+  if (queue.store.kind === "sqlite") {
+    try {
+      assertLocalFileSystem(queue.store.location);
+    } catch (e) {
+      queue.close();
+      throw e;
+    }
+  }
   const pool = new Pool(queue.store, {
     home: queue.home,
     slots: options.count,

@@ -65,6 +65,7 @@ export class Pool {
   #nextHeartbeat = 0;
   #nextRescue = 0;
   #stopCheckDue = false;
+  #claimsPausedUntil = 0;
   #outputDirs = new Set<string>();
   #host = hostIdentity();
 
@@ -143,7 +144,8 @@ export class Pool {
     if (now >= this.#nextRescue && !this.stopping) await this.#rescue(now);
     // 3. Record what the slots reported and claim a job for every free slot, in one
     //    transaction (group commit: one fsync however much there is to say).
-    const free = this.stopping ? 0 : this.#slots.filter((s) => !s.running).length;
+    const paused = now < this.#claimsPausedUntil;
+    const free = this.stopping || paused ? 0 : this.#slots.filter((s) => !s.running).length;
     const claimed = await this.#cycle(now, free);
     // 4. Stopping: kill what outlived the grace period; leave once every slot is idle.
     if (this.stopping) {
@@ -163,6 +165,7 @@ export class Pool {
     const due = Math.min(
       this.#nextHeartbeat,
       this.stopping ? this.#stopDeadline! : now + this.#config.pollIntervalS * 1000,
+      paused ? this.#claimsPausedUntil : Infinity,
     );
     await this.#sleep(Math.max(0, due - Date.now()));
     return false;
@@ -220,8 +223,16 @@ export class Pool {
     const outputPath = join(this.#home, rel);
     const dir = dirPath(outputPath);
     if (!this.#outputDirs.has(dir)) {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.#outputDirs.add(dir);
+      try {
+        Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        this.#outputDirs.add(dir);
+      } catch (e) {
+        // This worker's trouble (a full disk), not the job's: give the job back untouched.
+        const message = `cannot create output folder ${dir}: ${(e as Error).message}`;
+        slot.running = { claim, outputPath, abortReason: "local failure" };
+        this.#slotDone(slot, localFailure(message));
+        return;
+      }
     }
     const spec: AttemptSpec = {
       jobId: claim.job.id,
@@ -280,6 +291,13 @@ export class Pool {
     slot.running = null;
     const { claim } = running;
     const outcome: OutcomeKind = result.outcome.kind;
+    // A failure of this worker (its disk is full…) releases the job instead of spending one
+    // of its retries, and pauses claiming so the worker does not spin on it.
+    const local = result.outcome.kind === "spawn_failed" && result.outcome.local === true;
+    if (local) {
+      this.#claimsPausedUntil = Date.now() + LOCAL_FAILURE_PAUSE_MS;
+      this.#log("error", `${result.error}; pausing claims for 5 s`);
+    }
     this.#finished.push({
       job_id: claim.job.id,
       token: claim.token,
@@ -291,7 +309,7 @@ export class Pool {
       ended_ms: result.endedMs,
       duration_ms: result.durationMs,
       output_bytes: result.outputBytes,
-      disposition: running.abortReason === "shutdown" ? "release" : "retry",
+      disposition: running.abortReason === "shutdown" || local ? "release" : "retry",
       retry_at_ms: nextRunAt(result.endedMs, claim.attempt, {
         base: this.#config.backoffBase,
         maxS: this.#config.backoffMaxS,
@@ -375,6 +393,17 @@ export class Pool {
       this.#wake = done;
     });
   }
+}
+
+/** How long a worker stops claiming after a failure of its own (e.g. a full disk). */
+const LOCAL_FAILURE_PAUSE_MS = 5000;
+
+function localFailure(message: string): AttemptResult {
+  return {
+    ...crashResult(message),
+    outcome: { kind: "spawn_failed", message, local: true },
+    error: message,
+  };
 }
 
 function crashResult(message: string): AttemptResult {
