@@ -6,22 +6,20 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
-import { cleanup, CLI, CLI_FLAGS, json, runCli, spawnCli, tempHome, waitFor } from "./helpers.ts";
+import {
+  cleanup,
+  CLI,
+  CLI_FLAGS,
+  json,
+  runCli,
+  snapshot,
+  spawnCli,
+  tempHome,
+  waitFor,
+} from "./helpers.ts";
 import { openQueue, type Queue } from "../src/queue.ts";
 import type { Job, JobDetail } from "../src/job.ts";
 import type { ClaimedJob } from "../src/store/store.ts";
-
-/** Every row of every table, to prove "the store unchanged". */
-function snapshot(home: string): string {
-  const db = new DatabaseSync(join(home, "queue.db"), { readOnly: true });
-  try {
-    const tables = ["jobs", "attempts", "workers"];
-    return JSON.stringify(tables.map((t) => db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all()));
-  } finally {
-    db.close();
-  }
-}
 
 /** Claims the one job of `queue` and records its start, with `output` as its output file. */
 async function start(q: Queue, queue: string, output?: string): Promise<ClaimedJob> {

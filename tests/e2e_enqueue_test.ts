@@ -5,20 +5,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
-import { cleanup, CLI_FLAGS, json, runCli, tempHome } from "./helpers.ts";
+import { cleanup, CLI_FLAGS, json, runCli, snapshot, tempHome } from "./helpers.ts";
 import { PERMISSION_FLAGS } from "../src/self.ts";
-
-/** Every row of every table, to prove "the store unchanged". */
-function snapshot(home: string): string {
-  const db = new DatabaseSync(join(home, "queue.db"), { readOnly: true });
-  try {
-    const tables = ["jobs", "attempts", "workers"];
-    return JSON.stringify(tables.map((t) => db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all()));
-  } finally {
-    db.close();
-  }
-}
 
 Deno.test("e2e: the tests run the CLI with exactly the shipped permission flags", () => {
   assert.deepEqual(CLI_FLAGS, [...PERMISSION_FLAGS]);

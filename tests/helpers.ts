@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
 /** The repository root. */
@@ -116,4 +117,15 @@ export function groupMembers(pgid: number): number[] {
     } catch { /* the process ended while we looked */ }
   }
   return pids;
+}
+
+/** Every row of every table of `home`'s store, to prove "the store unchanged". */
+export function snapshot(home: string): string {
+  const db = new DatabaseSync(`${home}/queue.db`, { readOnly: true });
+  try {
+    const tables = ["jobs", "attempts", "workers"];
+    return JSON.stringify(tables.map((t) => db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all()));
+  } finally {
+    db.close();
+  }
 }

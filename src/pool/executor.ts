@@ -58,6 +58,25 @@ export interface AttemptResult {
   error: string | null;
 }
 
+/**
+ * The result of an attempt that never ran: `error` is the recorded line, `local` marks a
+ * failure of the worker's own (see {@link Outcome}).
+ */
+export function notRun(message: string, error: string, local = false): AttemptResult {
+  const now = Date.now();
+  return {
+    outcome: { kind: "spawn_failed", message, ...(local ? { local } : {}) },
+    startedMs: now,
+    endedMs: now,
+    durationMs: 0,
+    outputBytes: 0,
+    truncated: false,
+    signal: null,
+    exitCode: null,
+    error,
+  };
+}
+
 /** After the group is gone, how long pipes may stay open (held by an escaped process). */
 const PIPE_EOF_WAIT_MS = 200;
 /** Longest delay setTimeout accepts; longer timeouts re-arm. */

@@ -12,7 +12,7 @@ import { outputRelPath } from "../home.ts";
 import { watchWake } from "../notify.ts";
 import type { OutcomeKind } from "../job.ts";
 import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
-import type { AttemptResult, AttemptSpec } from "./executor.ts";
+import { type AttemptResult, type AttemptSpec, notRun } from "./executor.ts";
 import { newWorkerId } from "./ids.ts";
 import { hostIdentity } from "./process.ts";
 import { rescueExpired } from "./rescuer.ts";
@@ -399,24 +399,9 @@ export class Pool {
 const LOCAL_FAILURE_PAUSE_MS = 5000;
 
 function localFailure(message: string): AttemptResult {
-  return {
-    ...crashResult(message),
-    outcome: { kind: "spawn_failed", message, local: true },
-    error: message,
-  };
+  return notRun(message, message, true);
 }
 
 function crashResult(message: string): AttemptResult {
-  const now = Date.now();
-  return {
-    outcome: { kind: "spawn_failed", message },
-    startedMs: now,
-    endedMs: now,
-    durationMs: 0,
-    outputBytes: 0,
-    truncated: false,
-    signal: null,
-    exitCode: null,
-    error: `execution slot crashed: ${message}`,
-  };
+  return notRun(message, `execution slot crashed: ${message}`);
 }

@@ -13,7 +13,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { type AttemptSpec, runAttempt } from "./executor.ts";
+import { type AttemptSpec, notRun, runAttempt } from "./executor.ts";
 
 /** A message from the pool to a slot. */
 export type SlotRequest =
@@ -38,21 +38,8 @@ self.onmessage = async (event: MessageEvent<SlotRequest>) => {
     self.postMessage({ type: "done", result });
   } catch (e) {
     // runAttempt reports failures as outcomes; reaching here is a bug, still not a hang.
-    const now = Date.now();
-    self.postMessage({
-      type: "done",
-      result: {
-        outcome: { kind: "spawn_failed", message: String((e as Error)?.message ?? e) },
-        startedMs: now,
-        endedMs: now,
-        durationMs: 0,
-        outputBytes: 0,
-        truncated: false,
-        signal: null,
-        exitCode: null,
-        error: `internal error: ${(e as Error)?.message ?? e}`,
-      },
-    });
+    const message = String((e as Error)?.message ?? e);
+    self.postMessage({ type: "done", result: notRun(message, `internal error: ${message}`) });
   } finally {
     current = null;
   }
