@@ -152,9 +152,12 @@ Deno.test(`chaos: ${WORKERS} workers x ${SLOTS} slots, one SIGKILLed every 2-3 s
 
     // Kill a random worker every 2-3 s and start a replacement at once, until every job has
     // started at least once or the chaos time is up (and every hanging job's worker was hit).
+    // Kill times are scheduled, so the checks between kills do not stretch the interval.
     const chaosStart = Date.now();
+    let killAt = chaosStart;
     while (true) {
-      await sleep(2000 + Math.random() * 1000);
+      killAt = Math.max(killAt, Date.now() - 1000) + 2000 + Math.random() * 1000; // no bursts
+      await sleep(Math.max(0, killAt - Date.now()));
       const { left, aim } = hanging();
       if (left === 0) {
         if (Date.now() - chaosStart >= CHAOS_S * 1000 || (await status()).pending === 0) break;
