@@ -120,7 +120,7 @@ Deno.test("status: human output has the counts, the total and the workers", () =
   withHome(async (home) => {
     const q = await openQueue({ home });
     await q.store.registerWorker(
-      { id: "w-abc", host: "boxname/ns:1", pid: 4242, slots: 3, queues: null },
+      { id: "w-abc", host: "boxname/ns:1", pid: 4242, start_ticks: null, slots: 3, queues: null },
       Date.now(),
     );
     q.close();

@@ -93,3 +93,35 @@ Deno.test("e2e crash: a job's timeout still bounds it when its worker is gone", 
     await cleanup(home);
   }
 });
+
+Deno.test("e2e crash: a kill -9'd worker leaves 'worker list' at once; 'stop --wait' does not wait for it", async () => {
+  const home = await tempHome();
+  const dead = spawnCli(home, ["worker", "start"]);
+  const live = spawnCli(home, ["worker", "start"]);
+  try {
+    const listed = async () =>
+      json<Array<{ id: string; pid: number }>>(await runCli(home, ["worker", "list", "--json"]));
+    await waitFor(async () => (await listed()).length === 2, { what: "two workers registered" });
+    dead.kill("SIGKILL");
+    await dead.status;
+    // Its heartbeat is still fresh (lease 30 s), but its process is gone on this host.
+    assert.deepEqual((await listed()).map((w) => w.pid), [live.pid]);
+    const started = performance.now();
+    const stop = await runCli(home, ["worker", "stop", "--wait"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stderr, /^asked 1 worker\(s\) to stop\nall stopped\n$/);
+    assert.equal((await live.status).code, 0);
+    // The live worker stops within its poll; waiting out the dead one's lease would be 30 s.
+    const waited = performance.now() - started;
+    assert.ok(waited < 15_000, `stop --wait took ${Math.round(waited)} ms`);
+    assert.deepEqual(await listed(), []);
+  } finally {
+    for (const w of [dead, live]) {
+      try {
+        w.kill("SIGKILL");
+      } catch { /* exited */ }
+      await w.status;
+    }
+    await cleanup(home);
+  }
+});

@@ -192,6 +192,7 @@ Deno.test("workersTable: host before '/', heartbeat age", () => {
     heartbeat_at: new Date(NOW - 2 * S).toISOString(),
     state: "running",
     running: 1,
+    start_ticks: 1234,
   };
   const [, row] = workersTable([worker], { now: NOW, color: false }).trimEnd().split("\n");
   assert.match(row, /^w-1\s+box\s+42\s+3\s+1\s+2s ago\s+running$/);

@@ -337,12 +337,27 @@ export function storeConformance(name: string, factory: StoreFactory): void {
   });
 
   test("workers: register, heartbeat, list live ones, stop through the store", async (store) => {
-    await store.registerWorker({ id: "w1", host: "h/1/b", pid: 10, slots: 3, queues: null }, T0);
-    await store.registerWorker({ id: "w2", host: "h/1/b", pid: 11, slots: 1, queues: ["x"] }, T0);
+    await store.registerWorker({
+      id: "w1",
+      host: "h/1/b",
+      pid: 10,
+      start_ticks: 777,
+      slots: 3,
+      queues: null,
+    }, T0);
+    await store.registerWorker({
+      id: "w2",
+      host: "h/1/b",
+      pid: 11,
+      start_ticks: null,
+      slots: 1,
+      queues: ["x"],
+    }, T0);
     await store.heartbeat("w1", [], { nowMs: T0 + 50_000, leaseMs: LEASE });
     const live = await store.listWorkers(T0 + 50_000, LEASE);
     assert.deepEqual(live.map((w) => w.id), ["w1"], "w2 stopped heartbeating");
     assert.equal(live[0].slots, 3);
+    assert.equal(live[0].start_ticks, 777, "the process identity is kept");
     assert.equal(live[0].state, "running");
     assert.equal(await store.stopRequested("w1"), false);
     assert.equal(await store.requestStop(null, T0 + 50_000, LEASE), 1);

@@ -1,6 +1,7 @@
 /**
  * `queuectl worker start|stop|list`. Stop and list go through the store, never through
- * PIDs, so they reach workers in other containers and PID namespaces.
+ * PIDs, so they reach workers in other containers and PID namespaces. A PID is only read,
+ * for a worker on this host, to see at once that it died without unregistering (kill -9).
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { OperationalError, UsageError } from "../errors.ts";
 import { notifyWorkers } from "../notify.ts";
 import { openQueue, type Queue } from "../queue.ts";
+import type { WorkerInfo } from "../store/store.ts";
 import { newWorkerId } from "../pool/ids.ts";
 import { selfArgv } from "../self.ts";
 import { type Context, intOption, location, parse, printJson } from "./args.ts";
@@ -63,9 +65,26 @@ export async function workerCommand(args: string[], ctx: Context): Promise<numbe
   throw new UsageError(`cannot run worker ${sub}: unknown subcommand (valid: start, stop, list)`);
 }
 
+/**
+ * Registered workers whose heartbeat is fresh, less those on this host whose process has
+ * ended (kill -9 leaves a row whose heartbeat stays fresh for up to a lease). With
+ * `forget`, the rows of those dead ones are deleted.
+ */
+async function liveWorkers(queue: Queue, forget: boolean): Promise<WorkerInfo[]> {
+  const workers = await queue.store.listWorkers(Date.now(), queue.config().leaseS * 1000);
+  if (workers.length === 0) return workers;
+  const { processGone } = await import("../pool/process.ts");
+  const live: WorkerInfo[] = [];
+  for (const worker of workers) {
+    if (!processGone(worker)) live.push(worker);
+    else if (forget) await queue.store.unregisterWorker(worker.id);
+  }
+  return live;
+}
+
 async function stop(queue: Queue, ids: string[], wait: boolean, ctx: Context): Promise<number> {
-  const config = queue.config();
-  const staleMs = config.leaseS * 1000;
+  const staleMs = queue.config().leaseS * 1000;
+  await liveWorkers(queue, true);
   const asked = await queue.store.requestStop(ids.length ? ids : null, Date.now(), staleMs);
   if (asked === 0) {
     if (ids.length) {
@@ -82,9 +101,7 @@ async function stop(queue: Queue, ids: string[], wait: boolean, ctx: Context): P
   ctx.stderr(`asked ${asked} worker(s) to stop\n`);
   if (!wait) return 0;
   const pending = () =>
-    queue.store.listWorkers(Date.now(), staleMs).then((ws) =>
-      ws.filter((w) => ids.length === 0 || ids.includes(w.id))
-    );
+    liveWorkers(queue, true).then((ws) => ws.filter((w) => ids.length === 0 || ids.includes(w.id)));
   // Workers notice within poll-interval, then get shutdown-grace for running jobs.
   while ((await pending()).length > 0) await new Promise((r) => setTimeout(r, 100));
   ctx.stderr("all stopped\n");
@@ -92,7 +109,7 @@ async function stop(queue: Queue, ids: string[], wait: boolean, ctx: Context): P
 }
 
 async function list(queue: Queue, json: boolean, ctx: Context): Promise<number> {
-  const workers = await queue.store.listWorkers(Date.now(), queue.config().leaseS * 1000);
+  const workers = await liveWorkers(queue, false);
   if (json) {
     printJson(ctx, workers);
     return 0;

@@ -14,7 +14,7 @@ import type { OutcomeKind } from "../job.ts";
 import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
 import { type AttemptResult, type AttemptSpec, notRun } from "./executor.ts";
 import { newWorkerId } from "./ids.ts";
-import { hostIdentity } from "./process.ts";
+import { hostIdentity, processStartTicks } from "./process.ts";
 import { rescueExpired } from "./rescuer.ts";
 import type { SlotRequest } from "./slot.ts";
 
@@ -68,6 +68,7 @@ export class Pool {
   #claimsPausedUntil = 0;
   #outputDirs = new Set<string>();
   #host = hostIdentity();
+  #startTicks: number | null | undefined;
 
   constructor(store: Store, options: PoolOptions) {
     this.#store = store;
@@ -356,6 +357,7 @@ export class Pool {
       id: this.workerId,
       host: this.#host,
       pid: Deno.pid,
+      start_ticks: this.#startTicks ??= processStartTicks(Deno.pid),
       slots: this.#slotCount,
       queues: this.#queues,
     }, now);

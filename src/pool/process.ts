@@ -250,6 +250,28 @@ export function killOrphan(
   return sent === "sent" ? "killed" : sent === "gone" ? "gone" : "unreachable";
 }
 
+/**
+ * Whether the process recorded as `place` has certainly ended: it lived on this host (same
+ * machine, boot and PID namespace) and `/proc/<pid>` is now missing, a zombie, or a process
+ * started at another time (the pid was reused). False when in doubt (another host, /proc
+ * unreadable, no start ticks recorded and the pid alive), so callers fall back to waiting
+ * for a heartbeat to go stale.
+ */
+export function processGone(
+  place: { host: string; pid: number; start_ticks: number | null },
+): boolean {
+  const here = hostIdentity();
+  if (place.host !== here || here.split("/").includes("unknown")) return false;
+  if (!Number.isInteger(place.pid) || place.pid <= 1) return false;
+  // Our own pid is read too: if it is missing, /proc could not be read at all.
+  const stats = readStats([place.pid, Deno.pid]);
+  if (!stats.has(Deno.pid)) return false;
+  const stat = stats.get(place.pid);
+  if (stat === undefined || stat.state === "Z" || stat.state === "X") return true;
+  return place.start_ticks !== null &&
+    Math.abs(stat.startTicks - place.start_ticks) > START_TOLERANCE_TICKS;
+}
+
 /** Sends `signal` to every member of group `pgid`; says whether any member existed. */
 function signalGroup(pgid: number, signal: Deno.Signal): "sent" | "gone" | "denied" {
   if (!Number.isInteger(pgid) || pgid <= 1) {

@@ -125,6 +125,8 @@ export interface WorkerInfo {
   state: "running" | "stopping";
   /** Jobs it holds now. */
   running: number;
+  /** Its process's start time in clock ticks since boot (with host and pid, its identity). */
+  start_ticks: number | null;
 }
 
 /** What a worker registers. */
@@ -132,6 +134,8 @@ export interface WorkerRegistration {
   id: string;
   host: string;
   pid: number;
+  /** The process's start time in clock ticks since boot, or null when unknown. */
+  start_ticks: number | null;
   slots: number;
   queues: string[] | null;
 }

@@ -12,9 +12,10 @@ import { dirPath } from "../../paths.ts";
 import { assertLocalFileSystem, writeProblem } from "../fs_check.ts";
 import m0001 from "../migrations/sqlite/0001_init.sql" with { type: "text" };
 import m0002 from "../migrations/sqlite/0002_terminal_counts.sql" with { type: "text" };
+import m0003 from "../migrations/sqlite/0003_worker_start_ticks.sql" with { type: "text" };
 
 /** Migrations in order; the array index + 1 is the schema version. */
-const MIGRATIONS: readonly string[] = [m0001, m0002];
+const MIGRATIONS: readonly string[] = [m0001, m0002, m0003];
 
 /** How durable a commit is. */
 export type Durability = "full" | "normal";

@@ -448,12 +448,13 @@ export class SqliteStore implements Store {
     return settle(() => {
       this.#db.write("register worker", () => {
         this.#db.prepare(
-          `INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO workers (id, host, pid, start_ticks, slots, queues, started_at, heartbeat_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(
           worker.id,
           worker.host,
           worker.pid,
+          worker.start_ticks,
           worker.slots,
           worker.queues ? JSON.stringify(worker.queues) : null,
           nowMs,
@@ -489,6 +490,7 @@ export class SqliteStore implements Store {
         heartbeat_at: iso(Number(r.heartbeat_at)),
         state: r.stop_requested_at == null ? "running" : "stopping",
         running: Number(r.running),
+        start_ticks: r.start_ticks == null ? null : Number(r.start_ticks),
       }));
     });
   }
