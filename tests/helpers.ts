@@ -13,6 +13,13 @@ export const ROOT = fromFileUrl(new URL("..", import.meta.url));
 /** The CLI entry. */
 export const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
 
+/** A positive integer from the environment (a test's size), or `fallback`. */
+export function envInt(name: string, fallback: number): number {
+  const text = Deno.env.get(name);
+  const n = Number(text);
+  return text && Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
 /**
  * The permission flags of the `queuectl` task in deno.json, read from it so the tests run
  * the CLI with exactly what users get.

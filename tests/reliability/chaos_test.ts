@@ -21,7 +21,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cleanup, json, runCli, spawnCli, tempHome } from "../helpers.ts";
+import { cleanup, envInt, json, runCli, spawnCli, tempHome } from "../helpers.ts";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite_store.ts";
 import type { JobInsert } from "../../src/store/store.ts";
 import {
@@ -32,12 +32,6 @@ import {
   openReadOnly,
   runMarker,
 } from "./ledger.ts";
-
-function envInt(name: string, fallback: number): number {
-  const text = Deno.env.get(name);
-  const n = Number(text);
-  return text && Number.isInteger(n) && n > 0 ? n : fallback;
-}
 
 const JOBS = envInt("QUEUECTL_CHAOS_JOBS", 1000);
 const ORPHANS = Number(Deno.env.get("QUEUECTL_CHAOS_ORPHANS") ?? 3) | 0;

@@ -17,17 +17,11 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { cleanup, tempHome, waitFor } from "../helpers.ts";
+import { cleanup, envInt, tempHome, waitFor } from "../helpers.ts";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite_store.ts";
 import type { JobInsert } from "../../src/store/store.ts";
 import { openReadOnly } from "./ledger.ts";
 import type { RoundReport } from "./claimer.ts";
-
-function envInt(name: string, fallback: number): number {
-  const text = Deno.env.get(name);
-  const n = Number(text);
-  return text && Number.isInteger(n) && n > 0 ? n : fallback;
-}
 
 const PROCS = envInt("QUEUECTL_CLAIM_PROCS", 8);
 const JOBS = envInt("QUEUECTL_CLAIM_JOBS", 10_000);

@@ -18,14 +18,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cleanup, json, runCli, spawnCli, tempHome, waitFor } from "../helpers.ts";
+import { cleanup, envInt, json, runCli, spawnCli, tempHome, waitFor } from "../helpers.ts";
 import { openReadOnly } from "./ledger.ts";
-
-function envInt(name: string, fallback: number): number {
-  const text = Deno.env.get(name);
-  const n = Number(text);
-  return text && Number.isInteger(n) && n > 0 ? n : fallback;
-}
 
 const ENQUEUERS = envInt("QUEUECTL_LOAD_ENQUEUERS", 20);
 const PER_ENQUEUER = envInt("QUEUECTL_LOAD_JOBS", 200);
