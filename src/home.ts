@@ -37,12 +37,19 @@ export function ensureHome(home: string): void {
   }
   try {
     // mkdir's mode passes through the umask and skips existing folders: set it outright,
-    // but only on a folder this user owns (a shared parent is not ours to change).
+    // but only where allowed (another user's folder is used as it is).
     const info = Deno.statSync(home);
     if (!info.isDirectory) {
       throw new OperationalError(`cannot use data directory ${home}: it is not a directory`);
     }
-    if ((info.mode! & 0o777) !== 0o700 && info.uid === Deno.uid()) Deno.chmodSync(home, 0o700);
+    if ((info.mode! & 0o777) !== 0o700) {
+      try {
+        Deno.chmodSync(home, 0o700);
+      } catch (e) {
+        // EPERM: another user's folder, which we use as it is.
+        if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
+      }
+    }
   } catch (e) {
     if (e instanceof OperationalError) throw e;
     throw new OperationalError(`cannot use data directory ${home}: ${(e as Error).message}`);

@@ -139,6 +139,18 @@ Deno.test("e2e: --debug adds the stack trace", async () => {
   }
 });
 
+Deno.test("e2e: an existing data directory of mode 0755 is made 0700, with the shipped flags", async () => {
+  const home = await tempHome();
+  try {
+    Deno.chmodSync(home, 0o755);
+    const r = await runCli(home, ["enqueue", "--", "echo", "hi"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(Deno.statSync(home).mode! & 0o777, 0o700);
+  } finally {
+    await cleanup(home);
+  }
+});
+
 Deno.test("e2e: the data directory is 0700 and its files 0600", async () => {
   const parent = await tempHome();
   const home = join(parent, "data");
