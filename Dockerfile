@@ -16,6 +16,6 @@ RUN deno install --frozen && deno cache cli.ts src/pool/slot.ts
 
 ENV QUEUECTL_HOME=/data
 VOLUME ["/data"]
-# The same command and permission flags as `deno task queuectl` (a test checks).
-ENTRYPOINT ["deno", "run", "--allow-read", "--allow-write", "--allow-env", "--allow-sys=hostname,osRelease", "--allow-run", "cli.ts"]
+# The same command, runtime and permission flags as `deno task queuectl` (a test checks).
+ENTRYPOINT ["deno", "run", "--v8-flags=--max-semi-space-size=1", "--allow-read", "--allow-write", "--allow-env", "--allow-sys=hostname,osRelease", "--allow-run", "cli.ts"]
 CMD ["status"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-sys=hostname,osRelease --allow-run
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=1 --allow-read --allow-write --allow-env --allow-sys=hostname,osRelease --allow-run
 /**
  * The queuectl command line. This is the one place that maps errors to exit codes and
  * calls `Deno.exit`. Subcommands load lazily so a one-shot command pays only for itself.

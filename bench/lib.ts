@@ -24,7 +24,9 @@ export const BENCH = new URL(".", import.meta.url).pathname;
 export const CLI_FLAGS: string[] = (() => {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
   const task: string = config.tasks.queuectl;
-  return task.split(/\s+/).filter((w) => w.startsWith("--allow-") || w.startsWith("--deny-"));
+  return task.split(/\s+/).filter((w) =>
+    w.startsWith("--allow-") || w.startsWith("--deny-") || w.startsWith("--v8-flags")
+  );
 })();
 
 /** `deno` itself. */

@@ -22,6 +22,18 @@ export const PERMISSION_FLAGS = [
   "--allow-run",
 ] as const;
 
+/**
+ * The runtime flags queuectl runs with, deno.json's tasks and the Docker image too (a test
+ * checks). V8 grows an isolate's young generation up to 3 × 16 MB while garbage comes fast,
+ * and a worker makes garbage with every job: a 4-slot worker's RSS went from 68 to 184 MB
+ * over 12,000 jobs, and stays at ~93 MB with 1 MB semi-spaces, at no measurable cost to a
+ * 100,000-job bulk enqueue (bench/diagnose/memory_growth.ts, docs/performance.md).
+ */
+export const RUNTIME_FLAGS = ["--v8-flags=--max-semi-space-size=1"] as const;
+
+/** Every flag `deno run` gets for queuectl: {@link RUNTIME_FLAGS}, {@link PERMISSION_FLAGS}. */
+export const RUN_FLAGS = [...RUNTIME_FLAGS, ...PERMISSION_FLAGS] as const;
+
 /** The argv that runs this queuectl with `args`. */
 export function selfArgv(args: string[]): string[] {
   const exec = Deno.execPath();
@@ -29,5 +41,5 @@ export function selfArgv(args: string[]): string[] {
   if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec, ...args];
   const main = new URL("../cli.ts", import.meta.url);
   const script = main.protocol === "file:" ? fromFileUrl(main) : main.href;
-  return [exec, "run", ...PERMISSION_FLAGS, script, ...args];
+  return [exec, "run", ...RUN_FLAGS, script, ...args];
 }

@@ -6,22 +6,22 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cleanup, CLI_FLAGS, json, runCli, snapshot, tempHome } from "./helpers.ts";
-import { PERMISSION_FLAGS } from "../src/self.ts";
+import { RUN_FLAGS } from "../src/self.ts";
 
-Deno.test("e2e: the tests run the CLI with exactly the shipped permission flags", () => {
-  assert.deepEqual(CLI_FLAGS, [...PERMISSION_FLAGS]);
+Deno.test("e2e: the tests run the CLI with exactly the shipped runtime and permission flags", () => {
+  assert.deepEqual(CLI_FLAGS, [...RUN_FLAGS]);
   const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
   for (const task of ["queuectl", "compile"]) {
     const flags = (config.tasks[task] as string).split(/\s+/).filter((w) =>
-      w.startsWith("--allow")
+      w.startsWith("--allow") || w.startsWith("--v8-flags")
     );
-    assert.deepEqual(flags, [...PERMISSION_FLAGS], task);
+    assert.deepEqual(flags, [...RUN_FLAGS], task);
     assert.doesNotMatch(config.tasks[task], /--allow-net|--allow-ffi|-A\b|--allow-all/);
   }
   // The Docker image's entrypoint is the same command.
   const dockerfile = Deno.readTextFileSync(new URL("../Dockerfile", import.meta.url));
   const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]) as string[];
-  assert.deepEqual(entry, ["deno", "run", ...PERMISSION_FLAGS, "cli.ts"]);
+  assert.deepEqual(entry, ["deno", "run", ...RUN_FLAGS, "cli.ts"]);
 });
 
 Deno.test("e2e: the canonical enqueue prints the id and stores the job", async () => {

@@ -27,7 +27,9 @@ export function envInt(name: string, fallback: number): number {
 export const CLI_FLAGS: string[] = (() => {
   const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
   const task: string = config.tasks.queuectl;
-  return task.split(/\s+/).filter((w) => w.startsWith("--allow-") || w.startsWith("--deny-"));
+  return task.split(/\s+/).filter((w) =>
+    w.startsWith("--allow-") || w.startsWith("--deny-") || w.startsWith("--v8-flags")
+  );
 })();
 
 /** A fresh data directory; removed by `cleanup`. */

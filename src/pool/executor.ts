@@ -119,15 +119,9 @@ export async function runAttempt(
   const abort = options.signal;
   if (abort?.aborted) return finish({ kind: "aborted", reason: reasonOf(abort) });
 
-  // 1. Open the output file and spawn.
-  let file: Deno.FsFile;
-  try {
-    file = openOutputFile(spec.outputPath);
-  } catch (e) {
-    const message = `cannot open output file ${spec.outputPath}: ${(e as Error).message}`;
-    return finish({ kind: "spawn_failed", message, local: true });
-  }
-  const writer = new CappedWriter(file, spec.outputLimit);
+  // 1. Spawn, then open the output file while the command starts: creating a file can cost
+  // as much as the spawn (~0.9 ms on this project's VM disk), and the pipes hold what the
+  // job prints meanwhile.
   const how = launch(spec);
   let child: Deno.ChildProcess;
   calibrateStartTicks();
@@ -147,10 +141,23 @@ export async function runAttempt(
       detached: how.detached,
     }).spawn();
   } catch (e) {
-    file.close();
     return finish({ kind: "spawn_failed", message: spawnError(e, spec.cwd) });
   }
   const pid = child.pid;
+  let file: Deno.FsFile;
+  try {
+    file = await openOutputFile(spec.outputPath);
+  } catch (e) {
+    // This worker's trouble (a full disk), not the job's: stop the attempt, which has run
+    // for a moment at most, and let the caller give the job back.
+    let gone = false;
+    const status = child.status.then(() => gone = true);
+    await killUntilExit(pid, 0, () => gone);
+    await Promise.all([status, child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
+    const message = `cannot open output file ${spec.outputPath}: ${(e as Error).message}`;
+    return finish({ kind: "spawn_failed", message, local: true });
+  }
+  const writer = new CappedWriter(file, spec.outputLimit);
   const pipes = [drainPipe(child.stdout, writer), drainPipe(child.stderr, writer)];
 
   // 2. Arm the timeout and the abort; whichever fires first owns the kill.
@@ -165,6 +172,7 @@ export async function runAttempt(
     terminate();
   };
   abort?.addEventListener("abort", onAbort, { once: true });
+  if (abort?.aborted) onAbort(); // while the output file was being opened
   const disarm = spec.timeoutMs === null ? null : setLongTimeout(spec.timeoutMs, () => {
     cause ??= { kind: "timed_out" };
     terminate();

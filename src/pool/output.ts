@@ -2,9 +2,10 @@
  * Bounded job output: a writer that keeps the first N bytes of an attempt's output in its
  * file, and a pump that drains a pipe into it with one reused buffer.
  *
- * Memory stays constant however much a job prints: each pipe owns one buffer that every
- * read fills again, and bytes past the limit are read (so the job never blocks on a full
- * pipe) and dropped.
+ * Memory stays constant however much a job prints, and however many jobs a worker runs:
+ * each pipe owns one buffer that every read fills again, the buffers go back to a per-thread
+ * spare list when the pipe is done, and bytes past the limit are read (so the job never
+ * blocks on a full pipe) and dropped.
  *
  * @module
  */
@@ -16,16 +17,16 @@ export const PIPE_CHUNK = 64 * 1024;
  * Opens (creating with mode 0600, or appending to) an attempt's output file, creating a
  * missing parent directory with mode 0700.
  */
-export function openOutputFile(path: string): Deno.FsFile {
+export async function openOutputFile(path: string): Promise<Deno.FsFile> {
   const options: Deno.OpenOptions = { append: true, create: true, mode: 0o600 };
   try {
-    return Deno.openSync(path, options);
+    return await Deno.open(path, options);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
     // The caller normally made the directory; mkdir only on this rare path.
     const dir = path.slice(0, path.lastIndexOf("/"));
-    Deno.mkdirSync(dir || "/", { recursive: true, mode: 0o700 });
-    return Deno.openSync(path, options);
+    await Deno.mkdir(dir || "/", { recursive: true, mode: 0o700 });
+    return await Deno.open(path, options);
   }
 }
 
@@ -118,8 +119,32 @@ export interface PipeDrain {
 }
 
 /**
+ * Pipe buffers of finished drains, reused by the next ones on this thread. Without it every
+ * attempt left two 64 KiB buffers for the garbage collector, which V8 collects only once
+ * such external memory passed tens of MB per thread: a 4-slot worker grew from 170 to 330 MB
+ * over 20,000 jobs (bench/diagnose/memory_growth.ts).
+ */
+const spareBuffers: ArrayBuffer[] = [];
+/** More than a slot's two pipes need; extra buffers are left to the collector. */
+const MAX_SPARE_BUFFERS = 4;
+
+function takeBuffer(size: number): ArrayBuffer {
+  while (spareBuffers.length > 0) {
+    const buffer = spareBuffers.pop()!;
+    if (buffer.byteLength === size) return buffer;
+  }
+  return new ArrayBuffer(size);
+}
+
+function giveBack(buffer: ArrayBuffer): void {
+  // A detached buffer (a read still owns it) has byteLength 0 and is not kept.
+  if (buffer.byteLength > 0 && spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
+
+/**
  * Reads `stream` to its end into `writer`, reusing one buffer of `bufferSize` bytes: a
- * BYOB read transfers the buffer into the read and hands it back filled.
+ * BYOB read transfers the buffer into the read and hands it back filled. The buffer comes
+ * from, and returns to, this thread's spare list.
  */
 export function drainPipe(
   stream: ReadableStream<Uint8Array>,
@@ -129,18 +154,20 @@ export function drainPipe(
   const reader = stream.getReader({ mode: "byob" });
   let finished = false;
   const done = (async () => {
-    let buffer = new ArrayBuffer(bufferSize);
+    let buffer = takeBuffer(bufferSize);
     try {
       while (true) {
         const { value, done } = await reader.read(new Uint8Array(buffer));
+        // The read hands the buffer back, at the end too (empty, with done set).
+        if (value !== undefined) buffer = value.buffer as ArrayBuffer;
         if (done || value === undefined) break;
         writer.write(value);
-        buffer = value.buffer as ArrayBuffer;
       }
     } catch {
       // A cancelled or broken pipe ends the output; the exit status decides the outcome.
     } finally {
       finished = true;
+      giveBack(buffer);
     }
   })();
   return {

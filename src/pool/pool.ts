@@ -1,6 +1,7 @@
 /**
  * The worker pool: one process whose main thread owns the store (claims, heartbeats,
- * results, rescue) and whose N execution slots are Web Workers running one attempt each.
+ * results, rescue) and whose N execution slots run one attempt each, all on one execution
+ * thread (a Web Worker, see slot.ts).
  *
  * @module
  */
@@ -14,9 +15,9 @@ import type { OutcomeKind } from "../job.ts";
 import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
 import { type AttemptResult, type AttemptSpec, notRun } from "./executor.ts";
 import { newWorkerId } from "./ids.ts";
-import { hostIdentity, processStartTicks } from "./process.ts";
+import { hostIdentity, killGroup, processStartTicks } from "./process.ts";
 import { rescueExpired } from "./rescuer.ts";
-import type { SlotRequest } from "./slot.ts";
+import type { SlotReport, SlotRequest } from "./slot.ts";
 
 /** Where a pool's messages go. */
 export type PoolLog = (level: "info" | "warn" | "error", message: string) => void;
@@ -36,7 +37,6 @@ export interface PoolOptions {
 
 interface Slot {
   index: number;
-  worker: Worker;
   running: Running | null;
 }
 
@@ -44,6 +44,8 @@ interface Running {
   claim: ClaimedJob;
   outputPath: string;
   abortReason: string | null;
+  /** The attempt's process group, once spawned. */
+  pid?: number;
 }
 
 /** Runs jobs from a store until stopped. */
@@ -57,7 +59,9 @@ export class Pool {
   #config: Config;
   #configReadAt = 0;
   #slots: Slot[] = [];
+  #thread: Worker | null = null;
   #started: AttemptStarted[] = [];
+  #startedSince = 0;
   #finished: AttemptFinished[] = [];
   #wake: (() => void) | null = null;
   #stopDeadline: number | null = null;
@@ -104,7 +108,8 @@ export class Pool {
   async run(): Promise<void> {
     await this.#register(Date.now());
     this.#log("info", `worker ${this.workerId} started with ${this.#slotCount} slot(s)`);
-    for (let i = 0; i < this.#slotCount; i++) this.#slots.push(this.#newSlot(i));
+    for (let i = 0; i < this.#slotCount; i++) this.#slots.push({ index: i, running: null });
+    this.#thread = this.#newThread();
     // New work wakes the loop at once; the poll interval is only the fallback.
     // A wake-up may also be `worker stop`: look for a stop request on the next round.
     const unwatch = watchWake(this.#home, () => {
@@ -115,7 +120,7 @@ export class Pool {
       await this.#loop();
     } finally {
       unwatch();
-      for (const slot of this.#slots) slot.worker.terminate();
+      this.#thread?.terminate();
       await this.#store.unregisterWorker(this.workerId).catch(() => {});
       this.#log("info", `worker ${this.workerId} stopped`);
     }
@@ -161,9 +166,12 @@ export class Pool {
       return false; // a full batch hints at more work: go round again without sleeping
     }
     // 5. Sleep until a slot reports, work arrives, a stop is asked, or a periodic check is
-    //    due. The poll is only the fallback for delayed jobs and missed wake-ups.
-    if (this.#started.length || this.#finished.length) return false;
+    //    due. The poll is only the fallback for delayed jobs and missed wake-ups. A start
+    //    waits up to STARTED_DELAY_MS for company: a short job's start and result then go
+    //    in one commit.
+    if (this.#finished.length) return false;
     const due = Math.min(
+      this.#started.length ? this.#startedSince + STARTED_DELAY_MS : Infinity,
       this.#nextHeartbeat,
       this.stopping ? this.#stopDeadline! : now + this.#config.pollIntervalS * 1000,
       paused ? this.#claimsPausedUntil : Infinity,
@@ -246,33 +254,47 @@ export class Pool {
       outputLimit: this.#config.outputLimitBytes,
     };
     slot.running = { claim, outputPath, abortReason: null };
-    slot.worker.postMessage({ type: "run", spec } satisfies SlotRequest);
+    this.#post({ type: "run", slot: slot.index, spec });
   }
 
-  #newSlot(index: number): Slot {
-    const worker = new Worker(new URL("./slot.ts", import.meta.url), { type: "module" });
-    const slot: Slot = { index, worker, running: null };
-    worker.onmessage = (event) => this.#onSlotMessage(slot, event.data);
-    worker.onerror = (event) => {
+  #post(request: SlotRequest): void {
+    this.#thread!.postMessage(request);
+  }
+
+  /**
+   * The execution thread. If it crashes, the running attempts' process groups are killed
+   * and each attempt ends as a crash (its job is retried); a new thread takes the next jobs.
+   */
+  #newThread(): Worker {
+    const thread = new Worker(new URL("./slot.ts", import.meta.url), { type: "module" });
+    thread.onmessage = (event: MessageEvent<SlotReport>) => this.#onReport(event.data);
+    thread.onerror = (event) => {
       event.preventDefault();
-      this.#log("error", `slot ${index} crashed: ${event.message}`);
-      this.#slotDone(slot, crashResult(event.message));
-      slot.worker.terminate();
-      this.#slots[index] = this.#newSlot(index);
+      this.#log("error", `execution thread crashed: ${event.message}`);
+      thread.terminate();
+      this.#thread = this.#newThread();
+      const grace = { graceMs: this.#config.killGraceS * 1000 };
+      const running = this.#slots.filter((s) => s.running);
+      Promise.all(running.map((s) => s.running!.pid ? killGroup(s.running!.pid, grace) : null))
+        .catch(() => {})
+        .finally(() => {
+          for (const slot of running) this.#slotDone(slot, crashResult(event.message));
+          this.#wake?.();
+        });
     };
-    return slot;
+    return thread;
   }
 
-  #onSlotMessage(
-    slot: Slot,
-    message: { type: "spawned"; pid: number; startTicks: number | null } | {
-      type: "done";
-      result: AttemptResult;
-    },
-  ): void {
-    const running = slot.running;
+  #onReport(message: SlotReport): void {
+    const slot = this.#slots[message.slot];
+    const running = slot?.running;
     if (!running) return;
     if (message.type === "spawned") {
+      running.pid = message.pid;
+      if (!this.#started.length) {
+        this.#startedSince = Date.now();
+        setTimeout(() => this.#wake?.(), STARTED_DELAY_MS); // the loop may be asleep
+      }
       this.#started.push({
         job_id: running.claim.job.id,
         token: running.claim.token,
@@ -280,9 +302,9 @@ export class Pool {
         process: { host: this.#host, pid: message.pid, start_ticks: message.startTicks },
         output_path: running.outputPath,
       });
-    } else {
-      this.#slotDone(slot, message.result);
+      return; // recorded with the next commit, at most STARTED_DELAY_MS from now
     }
+    this.#slotDone(slot, message.result);
     this.#wake?.();
   }
 
@@ -322,7 +344,7 @@ export class Pool {
   #abort(slot: Slot, reason: string): void {
     if (!slot.running || slot.running.abortReason) return;
     slot.running.abortReason = reason;
-    slot.worker.postMessage({ type: "abort", reason } satisfies SlotRequest);
+    this.#post({ type: "abort", slot: slot.index, reason });
   }
 
   async #heartbeat(now: number): Promise<void> {
@@ -397,6 +419,13 @@ export class Pool {
   }
 }
 
+/**
+ * How long a started attempt's pid and output path may wait to be recorded. Until then
+ * `logs` does not know the attempt's file yet, and a worker killed -9 leaves its orphan to
+ * the rescuer's search by environment marker instead of by pid.
+ */
+const STARTED_DELAY_MS = 50;
+
 /** How long a worker stops claiming after a failure of its own (e.g. a full disk). */
 const LOCAL_FAILURE_PAUSE_MS = 5000;
 
@@ -405,5 +434,5 @@ function localFailure(message: string): AttemptResult {
 }
 
 function crashResult(message: string): AttemptResult {
-  return notRun(message, `execution slot crashed: ${message}`);
+  return notRun(message, `execution thread crashed: ${message}`);
 }
