@@ -4,9 +4,10 @@
  * alone, as fast as it can: `claim(limit k)` → `heartbeat` → `finish`, three transactions
  * per batch. Default durability (`full`: fsync per commit) and `normal`.
  *
- * Diagnostic extra: the transactions the worker pool really makes per job at `--count 1`
- * (one `cycle` recording the started process, one `cycle` recording the result and
- * claiming the next job), which is the store's share of scenario 1.
+ * The worker's loop as it really runs (`cycle` mode): one transaction per batch records the
+ * attempts' starts and results and claims the next jobs (group commit), and a heartbeat
+ * goes out once a third of the lease (10 s) has passed, not per job. For jobs shorter than
+ * the pool's 50 ms start delay this is exactly the store's share of scenario 1.
  *
  * Baseline: plainjob's no-op scenario (Node + better-sqlite3, one job at a time, its own
  * `synchronous = NORMAL`), the same job count, run by `peers/plainjob_bench.mjs` from a
@@ -49,11 +50,13 @@ const VARIANTS: Variant[] = [
   { id: "full.k8", durability: "full", k: 8, mode: "calls" },
   { id: "normal.k8", durability: "normal", k: 8, mode: "calls" },
   { id: "pool.full.k1", durability: "full", k: 1, mode: "cycle" },
+  { id: "pool.normal.k1", durability: "normal", k: 1, mode: "cycle" },
+  { id: "pool.full.k8", durability: "full", k: 8, mode: "cycle" },
 ].map((v) => ({
   ...v,
   label: v.mode === "calls"
     ? `claim(${v.k})→heartbeat→finish, durability ${v.durability}`
-    : `the worker's own transactions per job at --count 1 (started; result+claim), ${v.durability}`,
+    : `the worker's loop: one commit per ${v.k} job(s) (starts, results, next claim), heartbeat every 10 s, durability ${v.durability}`,
 } as Variant));
 
 export async function overhead(ctx: Context): Promise<Figure[]> {
@@ -100,9 +103,7 @@ export async function overhead(ctx: Context): Promise<Figure[]> {
       better: "higher",
       runs: runs.get(v.id)!,
       baseline,
-      target: v.mode === "calls"
-        ? { text: "≥ plainjob", test: (f) => f.ratio === undefined ? null : f.ratio >= 1 }
-        : undefined,
+      target: { text: "≥ plainjob", test: (f) => f.ratio === undefined ? null : f.ratio >= 1 },
       note: baseline
         ? undefined
         : "plainjob peer skipped: `deno run -A bench/main.ts --install-peers`",
@@ -178,10 +179,15 @@ async function drain(
     }
   } else {
     let claimed = (await store.cycle({ started: [], finished: [], claim: claimOptions() })).claimed;
+    let nextHeartbeat = 0;
     while (claimed.length) {
-      await store.cycle({ started: claimed.map(started), finished: [], claim: null });
+      if (Date.now() >= nextHeartbeat) {
+        const leases = claimed.map((c) => ({ job_id: c.job.id, token: c.token }));
+        await store.heartbeat(WORKER, leases, { nowMs: Date.now(), leaseMs: 30_000 });
+        nextHeartbeat = Date.now() + 10_000;
+      }
       const result = await store.cycle({
-        started: [],
+        started: claimed.map(started),
         finished: claimed.map(succeeded),
         claim: claimOptions(),
       });

@@ -44,7 +44,8 @@ async function run(
     });
     let output = "";
     let mode = 0;
-    if (pgid !== null) {
+    // The file exists once the job printed something.
+    if (pgid !== null && result.outputBytes > 0) {
       output = await Deno.readTextFile(outputPath);
       mode = (await Deno.stat(outputPath)).mode! & 0o777;
     }
@@ -76,6 +77,52 @@ Deno.test("success: exit 0, output in a 0600 file, job id and attempt in env", a
   assert.equal(result.truncated, false);
   assert.equal(mode, 0o600);
   assert.ok(result.endedMs >= result.startedMs);
+});
+
+Deno.test("a job that prints nothing leaves no output file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-exec-" });
+  try {
+    const outputPath = join(dir, "out", "1.log");
+    const result = await runAttempt({
+      jobId: "silent",
+      attempt: 1,
+      command: "true",
+      cwd: dir,
+      timeoutMs: null,
+      killGraceMs: 200,
+      outputPath,
+      outputLimit: 1 << 20,
+    });
+    assert.equal(result.outcome.kind, "succeeded");
+    assert.equal(result.outputBytes, 0);
+    assert.equal(result.outputError, null);
+    await assert.rejects(Deno.stat(outputPath), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an output file that cannot be created loses the output, not the attempt", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-exec-" });
+  try {
+    // A regular file where the output folder should be: creating the file fails (ENOTDIR).
+    Deno.writeTextFileSync(join(dir, "out"), "");
+    const result = await runAttempt({
+      jobId: "lost",
+      attempt: 1,
+      command: "echo hello; exit 3",
+      cwd: dir,
+      timeoutMs: null,
+      killGraceMs: 200,
+      outputPath: join(dir, "out", "1.log"),
+      outputLimit: 1 << 20,
+    });
+    assert.deepEqual(result.outcome, { kind: "failed", exitCode: 3 });
+    assert.equal(result.outputBytes, 0);
+    assert.match(result.outputError ?? "", /^cannot create output file .*out\/1\.log: /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a non-zero exit is a failed attempt with its code", async () => {

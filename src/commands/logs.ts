@@ -116,8 +116,9 @@ async function copy(
         attempt = now;
       }
     }
+    // An attempt that printed nothing leaves no file (the worker creates it on the first byte).
     if (!file && running) ctx.stderr(`attempt ${attempt.attempt} has no output yet\n`);
-    else if (!file) {
+    else if (!file && attempt.output_bytes !== 0) {
       throw new OperationalError(
         `cannot show logs: output file ${path} of attempt ${attempt.attempt} is missing`,
       );

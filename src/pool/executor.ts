@@ -8,7 +8,7 @@
  * @module
  */
 
-import { CappedWriter, drainPipe, openOutputFile } from "./output.ts";
+import { CappedWriter, drainPipe } from "./output.ts";
 import { calibrateStartTicks, killGroup, spawnStartTicks } from "./process.ts";
 
 /** One attempt to run. */
@@ -22,7 +22,7 @@ export interface AttemptSpec {
   timeoutMs: number | null;
   /** How long SIGTERM gets before SIGKILL. */
   killGraceMs: number;
-  /** The attempt's output file, created with mode 0600. */
+  /** The attempt's output file, created with mode 0600 when the job first prints. */
   outputPath: string;
   /** Bytes of output kept in the file. */
   outputLimit: number;
@@ -52,6 +52,8 @@ export interface AttemptResult {
   /** Bytes written to the output file, the truncation marker included. */
   outputBytes: number;
   truncated: boolean;
+  /** Why output was lost (its file could not be created or written), or null. */
+  outputError: string | null;
   signal: string | null;
   exitCode: number | null;
   /** One human line, e.g. "exit code 3", "timed out after 2s"; null on success. */
@@ -71,6 +73,7 @@ export function notRun(message: string, error: string, local = false): AttemptRe
     durationMs: 0,
     outputBytes: 0,
     truncated: false,
+    outputError: null,
     signal: null,
     exitCode: null,
     error,
@@ -111,6 +114,7 @@ export async function runAttempt(
     durationMs: Math.round(performance.now() - t0),
     outputBytes: 0,
     truncated: false,
+    outputError: null,
     signal: null,
     exitCode: null,
     error: describe(outcome, spec.timeoutMs),
@@ -119,9 +123,8 @@ export async function runAttempt(
   const abort = options.signal;
   if (abort?.aborted) return finish({ kind: "aborted", reason: reasonOf(abort) });
 
-  // 1. Spawn, then open the output file while the command starts: creating a file can cost
-  // as much as the spawn (~0.9 ms on this project's VM disk), and the pipes hold what the
-  // job prints meanwhile.
+  // 1. Spawn. The output file is created on the job's first byte (see CappedWriter).
+  const writer = new CappedWriter(spec.outputPath, spec.outputLimit);
   const how = launch(spec);
   let child: Deno.ChildProcess;
   calibrateStartTicks();
@@ -144,20 +147,6 @@ export async function runAttempt(
     return finish({ kind: "spawn_failed", message: spawnError(e, spec.cwd) });
   }
   const pid = child.pid;
-  let file: Deno.FsFile;
-  try {
-    file = await openOutputFile(spec.outputPath);
-  } catch (e) {
-    // This worker's trouble (a full disk), not the job's: stop the attempt, which has run
-    // for a moment at most, and let the caller give the job back.
-    let gone = false;
-    const status = child.status.then(() => gone = true);
-    await killUntilExit(pid, 0, () => gone);
-    await Promise.all([status, child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
-    const message = `cannot open output file ${spec.outputPath}: ${(e as Error).message}`;
-    return finish({ kind: "spawn_failed", message, local: true });
-  }
-  const writer = new CappedWriter(file, spec.outputLimit);
   const pipes = [drainPipe(child.stdout, writer), drainPipe(child.stderr, writer)];
 
   // 2. Arm the timeout and the abort; whichever fires first owns the kill.
@@ -172,7 +161,6 @@ export async function runAttempt(
     terminate();
   };
   abort?.addEventListener("abort", onAbort, { once: true });
-  if (abort?.aborted) onAbort(); // while the output file was being opened
   const disarm = spec.timeoutMs === null ? null : setLongTimeout(spec.timeoutMs, () => {
     cause ??= { kind: "timed_out" };
     terminate();
@@ -199,12 +187,16 @@ export async function runAttempt(
     await Promise.all(pipes.map((p) => p.cancel()));
   }
   writer.finish();
-  file.close();
+  writer.close();
 
   // 5. Classify: our own kill first, then how sh ended.
   const signal = died ?? null;
   const exitCode = signal === null ? code : null;
-  const output = { outputBytes: writer.bytesWritten, truncated: writer.truncated };
+  const output = {
+    outputBytes: writer.bytesWritten,
+    truncated: writer.truncated,
+    outputError: writer.error,
+  };
   const raw = { ...output, signal, exitCode };
   if (cause !== null) return finish(cause, raw);
   if (signal !== null) return finish({ kind: "killed", signal }, raw);

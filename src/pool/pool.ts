@@ -314,6 +314,12 @@ export class Pool {
     slot.running = null;
     const { claim } = running;
     const outcome: OutcomeKind = result.outcome.kind;
+    if (result.outputError) {
+      this.#log(
+        "warn",
+        `job ${claim.job.id} attempt ${claim.attempt}: output lost: ${result.outputError}`,
+      );
+    }
     // A failure of this worker (its disk is full…) releases the job instead of spending one
     // of its retries, and pauses claiming so the worker does not spin on it.
     const local = result.outcome.kind === "spawn_failed" && result.outcome.local === true;

@@ -360,8 +360,9 @@ Deno.test({
 
 Deno.test({
   name: `an output file that cannot be created does not send the job to the DLQ ${NEEDS}`,
-  // The executor reports spawn_failed, which counts as a failed attempt: a disk that is
-  // full for ~15 s (the default backoff 2+4+8 s) moves every job it meets to `dead`.
+  // Once this reported spawn_failed, a failed attempt: a disk that is full for ~15 s (the
+  // default backoff 2+4+8 s) moved every job it met to `dead`. Now the file is created on
+  // the job's first byte, and failing to create it loses the output, not the attempt.
   ignore: !CAN_MOUNT,
   fn: () =>
     withTmpfs("size=4m,nr_inodes=40", async (mnt) => {
@@ -378,7 +379,7 @@ Deno.test({
           return json<{ state: string }>(r).state === "completed";
         }, { what: "the first job" });
         inodes = exhaustInodes(mnt);
-        assert.equal((await runCli(home, ["enqueue", "--id", "j", "--", "true"])).code, 0);
+        assert.equal((await runCli(home, ["enqueue", "--id", "j", "--", "echo", "hi"])).code, 0);
         await new Promise((r) => setTimeout(r, 6000));
         for (const path of inodes.splice(0)) Deno.removeSync(path);
         await waitFor(async () => {
@@ -386,7 +387,9 @@ Deno.test({
           const state = json<{ state: string }>(r).state;
           assert.notEqual(state, "dead", "a full disk is not the job's failure");
           return state === "completed";
-        }, { what: "the job to run once inodes are back", timeoutMs: 10_000 });
+        }, { what: "the job to run", timeoutMs: 10_000 });
+        // It ran while inodes were out: its output was lost, and the worker said so.
+        assert.match(worker.state.log, /job j attempt 1: output lost: cannot create output file/);
       } finally {
         for (const path of inodes) Deno.removeSync(path);
         await worker.stop();
