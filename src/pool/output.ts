@@ -15,18 +15,19 @@ export const PIPE_CHUNK = 64 * 1024;
 
 /**
  * Opens (creating with mode 0600, or appending to) an attempt's output file, creating a
- * missing parent directory with mode 0700.
+ * missing parent directory with mode 0700. Asynchronous: the thread runs other attempts
+ * while the file system works.
  */
-export function openOutputFile(path: string): Deno.FsFile {
+export async function openOutputFile(path: string): Promise<Deno.FsFile> {
   const options: Deno.OpenOptions = { append: true, create: true, mode: 0o600 };
   try {
-    return Deno.openSync(path, options);
+    return await Deno.open(path, options);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
     // The caller normally made the directory; mkdir only on this rare path.
     const dir = path.slice(0, path.lastIndexOf("/"));
-    Deno.mkdirSync(dir || "/", { recursive: true, mode: 0o700 });
-    return Deno.openSync(path, options);
+    await Deno.mkdir(dir || "/", { recursive: true, mode: 0o700 });
+    return await Deno.open(path, options);
   }
 }
 
@@ -47,6 +48,7 @@ export function openOutputFile(path: string): Deno.FsFile {
 export class CappedWriter {
   #file: Deno.FsFile | null;
   #path: string | null;
+  #opening: Promise<void> | null = null;
   #limit: number;
   #kept = 0;
   #written = 0;
@@ -105,6 +107,24 @@ export class CappedWriter {
     this.#writeAll(new TextEncoder().encode(marker));
   }
 
+  /**
+   * Resolves once the file can be written: at once, or after creating it when this writer
+   * was given a path and nothing was written yet. Call before {@linkcode write}; both
+   * pipes may wait on the same creation, which never rejects (a failure is `error`).
+   */
+  ready(): Promise<void> | null {
+    if (this.#file !== null || this.#path === null || this.#error !== null) return null;
+    return this.#opening ??= openOutputFile(this.#path).then(
+      (file) => {
+        this.#file = file;
+      },
+      (e) => {
+        this.#error = `cannot create output file ${this.#path}: ${(e as Error).message}`;
+        this.#truncated = true;
+      },
+    );
+  }
+
   /** Closes the file if this writer created it. */
   close(): void {
     if (this.#path === null || this.#file === null) return;
@@ -118,17 +138,12 @@ export class CappedWriter {
     if (this.#error !== null) return 0;
     let done = 0;
     try {
-      if (this.#file === null) {
-        try {
-          this.#file = openOutputFile(this.#path!);
-        } catch (e) {
-          throw new Error(`cannot create output file ${this.#path}: ${(e as Error).message}`);
-        }
-      }
+      // Without ready() first (or while a marker is due and the file never came): nowhere
+      // to write; the file is made only by ready(), so writes never block on creating it.
+      if (this.#file === null) throw new Error("output file not open");
       while (done < bytes.length) done += this.#file.writeSync(bytes.subarray(done));
     } catch (e) {
-      const message = (e as Error).message;
-      this.#error = message.startsWith("cannot ") ? message : `cannot write output: ${message}`;
+      this.#error ??= `cannot write output: ${(e as Error).message}`;
       this.#truncated = true;
     }
     this.#written += done;
@@ -189,6 +204,8 @@ export function drainPipe(
         // The read hands the buffer back, at the end too (empty, with done set).
         if (value !== undefined) buffer = value.buffer as ArrayBuffer;
         if (done || value === undefined) break;
+        const ready = value.length > 0 ? writer.ready() : null;
+        if (ready !== null) await ready;
         writer.write(value);
       }
     } catch {
