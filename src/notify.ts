@@ -17,8 +17,14 @@ function wakeDir(home: string): string {
 export function notifyWorkers(home: string): void {
   const path = join(wakeDir(home), "jobs");
   try {
-    // A one-byte write: cheap, and an inotify modify event for every watcher.
-    Deno.writeFileSync(path, new Uint8Array([10]), { mode: 0o600 });
+    // A one-byte write in place: an inotify modify event for every watcher. Not truncating
+    // matters: a truncate frees and reallocates the block, ~110 µs here against ~7 µs.
+    const file = Deno.openSync(path, { write: true });
+    try {
+      file.writeSync(new Uint8Array([10]));
+    } finally {
+      file.close();
+    }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) return;
     try {
