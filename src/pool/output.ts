@@ -41,8 +41,8 @@ export async function openOutputFile(path: string): Promise<Deno.FsFile> {
  * leaves no file. Creating a file is a journaled metadata change that took from 15 µs to
  * 0.9 ms on this project's VM disk (more than spawning the job), and most jobs are silent.
  *
- * Writes are synchronous on purpose: an attempt's writer lives in its own slot thread, a
- * write to the page cache takes microseconds, at most `limit` bytes are ever written, and
+ * Writes are synchronous on purpose: an attempt's writer lives on the execution thread,
+ * never the store's, a write to the page cache takes microseconds, at most `limit` bytes are ever written, and
  * synchronous writes keep the two pipes' chunks in arrival order without a queue.
  */
 export class CappedWriter {
@@ -168,8 +168,8 @@ export interface PipeDrain {
  * over 20,000 jobs (bench/diagnose/memory_growth.ts).
  */
 const spareBuffers: ArrayBuffer[] = [];
-/** More than a slot's two pipes need; extra buffers are left to the collector. */
-const MAX_SPARE_BUFFERS = 4;
+/** Two pipes for each of up to 16 slots on a thread (2 MiB); more go to the collector. */
+const MAX_SPARE_BUFFERS = 32;
 
 function takeBuffer(size: number): ArrayBuffer {
   while (spareBuffers.length > 0) {

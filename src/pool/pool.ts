@@ -15,7 +15,7 @@ import type { OutcomeKind } from "../job.ts";
 import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
 import { type AttemptResult, type AttemptSpec, notRun } from "./executor.ts";
 import { newWorkerId } from "./ids.ts";
-import { hostIdentity, killGroup, processStartTicks } from "./process.ts";
+import { hostIdentity, killByAttemptMarker, killGroup, processStartTicks } from "./process.ts";
 import { rescueExpired } from "./rescuer.ts";
 import type { SlotReport, SlotRequest } from "./slot.ts";
 
@@ -275,7 +275,10 @@ export class Pool {
       this.#thread = this.#newThread();
       const grace = { graceMs: this.#config.killGraceS * 1000 };
       const running = this.#slots.filter((s) => s.running);
-      Promise.all(running.map((s) => s.running!.pid ? killGroup(s.running!.pid, grace) : null))
+      // An attempt whose spawn report was lost with the thread is found by its marker.
+      const kill = ({ pid, claim }: Running) =>
+        pid ? killGroup(pid, grace) : killByAttemptMarker(claim.job.id, claim.attempt);
+      Promise.all(running.map((s) => kill(s.running!)))
         .catch(() => {})
         .finally(() => {
           for (const slot of running) this.#slotDone(slot, crashResult(event.message));
