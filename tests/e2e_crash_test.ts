@@ -65,6 +65,51 @@ Deno.test("e2e crash: kill -9 of a worker mid-job is rescued within 60 s and the
   }
 });
 
+Deno.test("e2e crash: a live worker on the same host rescues a kill -9'd worker's job at once, not after its lease", async () => {
+  const home = await tempHome();
+  const pidFile = join(home, "orphan.pid");
+  const command =
+    `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > ${pidFile}; exec sleep 1000; fi; echo retried`;
+  await runCli(home, ["enqueue", JSON.stringify({ id: "victim", command })]);
+  const first = spawnCli(home, ["worker", "start"]);
+  let second: Deno.ChildProcess | null = null;
+  try {
+    const orphan = await waitFor(() => {
+      try {
+        return Number(Deno.readTextFileSync(pidFile).trim()) || null;
+      } catch {
+        return null;
+      }
+    }, { what: "job started" });
+    second = spawnCli(home, ["worker", "start"]);
+    await waitFor(async () => {
+      const r = await runCli(home, ["worker", "list", "--json"]);
+      return json<unknown[]>(r).length === 2;
+    }, { what: "the second worker registered" });
+    first.kill("SIGKILL");
+    await first.status;
+    const killedAt = Date.now();
+    const done = await waitFor(async () => {
+      const j = await show(home, "victim");
+      return j.state !== "processing" && j;
+    }, { timeoutMs: 40_000, intervalMs: 100, what: "rescue" });
+    const recoveredMs = Date.now() - killedAt;
+    // The lease is 30 s; the live worker looks every poll (1 s) and sees the pid is gone.
+    assert.ok(recoveredMs < 10_000, `rescued after ${recoveredMs} ms`);
+    assert.ok(!alive(orphan), "the orphaned attempt was killed before the retry");
+    assert.match(done.attempts_log[0].error!, /lost its lease.*orphaned process group was killed/);
+    const final = await waitFor(async () => {
+      const j = await show(home, "victim");
+      return j.state === "completed" && j;
+    }, { what: "retry completed" });
+    assert.equal(final.attempts, 2);
+  } finally {
+    await runCli(home, ["worker", "stop", "--wait"]);
+    if (second) await second.status;
+    await cleanup(home);
+  }
+});
+
 Deno.test("e2e crash: a job's timeout still bounds it when its worker is gone", async () => {
   const home = await tempHome();
   const pidFile = join(home, "orphan.pid");

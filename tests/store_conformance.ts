@@ -336,6 +336,29 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     });
   });
 
+  test("a dead worker's leases end at once, and only its own", async (store) => {
+    await store.enqueue([job("a"), job("b")], T0);
+    await store.registerWorker(
+      { id: "w1", host: HOST, pid: 10, start_ticks: 1, slots: 1, queues: null },
+      T0,
+    );
+    const [mine] = await claimOne(store, T0, "w1");
+    const [theirs] = await claimOne(store, T0, "w2");
+    assert.deepEqual(await store.expiredLeases(T0 + 1, 10), []);
+    assert.equal(await store.forgetDeadWorker("w1", T0 + 1), 1);
+    const expired = await store.expiredLeases(T0 + 1, 10);
+    assert.deepEqual(expired.map((e) => [e.job_id, e.token]), [[mine.job.id, mine.token]]);
+    assert.deepEqual(await store.listWorkers(T0 + 1, LEASE), [], "its registry row is gone");
+    // The usual fenced rescue takes it; the other worker's job is untouched.
+    const rescued = await store.rescue(
+      expired.map((e) => ({ ...e, retry_at_ms: T0 + 2, error: "worker gone" })),
+      T0 + 1,
+    );
+    assert.deepEqual(rescued, [mine.job.id]);
+    assert.equal((await store.getJob(theirs.job.id))?.state, "processing");
+    assert.equal(await store.forgetDeadWorker("w1", T0 + 2), 0, "nothing left to end");
+  });
+
   test("workers: register, heartbeat, list live ones, stop through the store", async (store) => {
     await store.registerWorker({
       id: "w1",

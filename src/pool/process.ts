@@ -260,16 +260,28 @@ export function killOrphan(
 export function processGone(
   place: { host: string; pid: number; start_ticks: number | null },
 ): boolean {
+  return processesGone([place])[0];
+}
+
+/** {@link processGone} for several processes, reading /proc once. */
+export function processesGone(
+  places: { host: string; pid: number; start_ticks: number | null }[],
+): boolean[] {
   const here = hostIdentity();
-  if (place.host !== here || here.split("/").includes("unknown")) return false;
-  if (!Number.isInteger(place.pid) || place.pid <= 1) return false;
+  const known = here.split("/").includes("unknown");
+  const local = (p: { host: string; pid: number }) =>
+    !known && p.host === here && Number.isInteger(p.pid) && p.pid > 1;
+  if (!places.some(local)) return places.map(() => false);
   // Our own pid is read too: if it is missing, /proc could not be read at all.
-  const stats = readStats([place.pid, Deno.pid]);
-  if (!stats.has(Deno.pid)) return false;
-  const stat = stats.get(place.pid);
-  if (stat === undefined || stat.state === "Z" || stat.state === "X") return true;
-  return place.start_ticks !== null &&
-    Math.abs(stat.startTicks - place.start_ticks) > START_TOLERANCE_TICKS;
+  const stats = readStats([...places.filter(local).map((p) => p.pid), Deno.pid]);
+  if (!stats.has(Deno.pid)) return places.map(() => false);
+  return places.map((place) => {
+    if (!local(place)) return false;
+    const stat = stats.get(place.pid);
+    if (stat === undefined || stat.state === "Z" || stat.state === "X") return true;
+    return place.start_ticks !== null &&
+      Math.abs(stat.startTicks - place.start_ticks) > START_TOLERANCE_TICKS;
+  });
 }
 
 /** Sends `signal` to every member of group `pgid`; says whether any member existed. */

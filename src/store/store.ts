@@ -234,6 +234,12 @@ export interface Store {
   registerWorker(worker: WorkerRegistration, nowMs: number): Promise<void>;
   /** Removes a worker's registry row (on a clean exit). */
   unregisterWorker(workerId: string): Promise<void>;
+  /**
+   * For a worker known to be dead (its process is gone on this host): ends its leases as of
+   * `nowMs`, so {@link Store.expiredLeases} returns its jobs at once instead of after the
+   * lease, and removes its registry row. Returns how many leases it ended.
+   */
+  forgetDeadWorker(workerId: string, nowMs: number): Promise<number>;
   /** Workers whose heartbeat is newer than `staleMs` before `nowMs`. */
   listWorkers(nowMs: number, staleMs: number): Promise<WorkerInfo[]>;
   /** Asks live workers to stop (all, or the ones named). Returns how many were asked. */

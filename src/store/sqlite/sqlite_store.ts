@@ -472,6 +472,20 @@ export class SqliteStore implements Store {
     });
   }
 
+  forgetDeadWorker(workerId: string, nowMs: number): Promise<number> {
+    return settle(() =>
+      this.#db.write("forget a dead worker", () => {
+        // expiredLeases takes leases that ended strictly before its time: end them just before.
+        const ended = this.#db.prepare(
+          `UPDATE jobs SET lease_expires_at = ?
+           WHERE worker_id = ? AND state = 'processing' AND lease_expires_at >= ?`,
+        ).run(nowMs - 1, workerId, nowMs).changes;
+        this.#db.prepare("DELETE FROM workers WHERE id = ?").run(workerId);
+        return Number(ended);
+      })
+    );
+  }
+
   listWorkers(nowMs: number, staleMs: number): Promise<WorkerInfo[]> {
     return settle(() => {
       const rows = this.#db.read("list workers", () =>
