@@ -15,14 +15,8 @@ import type { OutcomeKind } from "../job.ts";
 import type { AttemptFinished, AttemptStarted, ClaimedJob, Store } from "../store/store.ts";
 import { type AttemptResult, type AttemptSpec, notRun } from "./executor.ts";
 import { newWorkerId } from "./ids.ts";
-import {
-  hostIdentity,
-  killByAttemptMarker,
-  killGroup,
-  processesGone,
-  processStartTicks,
-} from "./process.ts";
-import { rescueExpired } from "./rescuer.ts";
+import { hostIdentity, killByAttemptMarker, killGroup, processStartTicks } from "./process.ts";
+import { forgetDeadNeighbours, rescueExpired } from "./rescuer.ts";
 import type { SlotReport, SlotRequest } from "./slot.ts";
 
 /** Where a pool's messages go. */
@@ -412,32 +406,23 @@ export class Pool {
     this.#nextRescue = now + this.#config.pollIntervalS * 1000;
     await this.#checkStop();
     if (this.stopping) return;
-    await this.#forgetDeadNeighbours(now);
+    const gone = await forgetDeadNeighbours(this.#store, {
+      workerId: this.workerId,
+      host: this.#host,
+      nowMs: now,
+      leaseMs: this.#config.leaseS * 1000,
+    });
+    for (const { worker, ended } of gone) {
+      this.#log(
+        "warn",
+        `worker ${worker.id} (pid ${worker.pid}) is gone: rescuing its ${ended} job(s) now`,
+      );
+    }
     const report = await rescueExpired(this.#store, this.#config, { now });
     if (report.rescued.length) {
       this.#log(
         "warn",
         `rescued ${report.rescued.length} job(s) of dead workers (${report.orphansKilled} orphan group(s) killed)`,
-      );
-    }
-  }
-
-  /**
-   * Workers on this host whose process is gone (a kill -9, an OOM kill) give their jobs back
-   * now instead of when their leases run out; the rescue that follows kills their orphans.
-   * Workers elsewhere (another host or PID namespace) still go by their leases.
-   */
-  async #forgetDeadNeighbours(now: number): Promise<void> {
-    const others = (await this.#store.listWorkers(now, this.#config.leaseS * 1000))
-      .filter((w) => w.id !== this.workerId && w.host === this.#host);
-    if (others.length === 0) return;
-    const gone = processesGone(others);
-    for (const [i, worker] of others.entries()) {
-      if (!gone[i]) continue;
-      const ended = await this.#store.forgetDeadWorker(worker.id, now);
-      this.#log(
-        "warn",
-        `worker ${worker.id} (pid ${worker.pid}) is gone: rescuing its ${ended} job(s) now`,
       );
     }
   }

@@ -8,13 +8,16 @@
  * its retry. The store's update is fenced by the old lease token and by the lease still
  * being expired: a worker that was only slow and heartbeated meanwhile keeps its job.
  *
+ * On its own host a worker need not wait for the lease: {@link forgetDeadNeighbours} sees
+ * that another worker's process is gone and ends its leases at once.
+ *
  * @module
  */
 
 import { nextRunAt } from "../backoff.ts";
 import type { Config } from "../config.ts";
-import type { Store } from "../store/store.ts";
-import { hostIdentity, killByAttemptMarker, killOrphan } from "./process.ts";
+import type { Store, WorkerInfo } from "../store/store.ts";
+import { hostIdentity, killByAttemptMarker, killOrphan, processesGone } from "./process.ts";
 
 /** What one rescue pass did. */
 export interface RescueReport {
@@ -63,4 +66,27 @@ export async function rescueExpired(
   });
   report.rescued = await store.rescue(rescues, options.now);
   return report;
+}
+
+/**
+ * Workers registered from this host (`host`: same machine, boot and PID namespace) whose
+ * process is gone (a kill -9, an OOM kill) have their leases ended and their registry row
+ * removed, so the next {@link rescueExpired} takes their jobs now rather than when the
+ * leases run out. Workers elsewhere still go by their leases. Returns what it forgot.
+ */
+export async function forgetDeadNeighbours(
+  store: Store,
+  self: { workerId: string; host: string; nowMs: number; leaseMs: number },
+): Promise<{ worker: WorkerInfo; ended: number }[]> {
+  const others = (await store.listWorkers(self.nowMs, self.leaseMs))
+    .filter((w) => w.id !== self.workerId && w.host === self.host);
+  if (others.length === 0) return [];
+  const gone = processesGone(others);
+  const forgotten = [];
+  for (const [i, worker] of others.entries()) {
+    if (gone[i]) {
+      forgotten.push({ worker, ended: await store.forgetDeadWorker(worker.id, self.nowMs) });
+    }
+  }
+  return forgotten;
 }
