@@ -60,12 +60,15 @@ export interface CliIo {
  */
 export async function main(args: string[], io: CliIo = {}): Promise<number> {
   const stderr = io.stderr ?? ((text: string) => writeAll(Deno.stderr, text));
+  const stdout = io.stdout ?? ((text: string) => writeAll(Deno.stdout, text));
   let saidWhy = false;
+  // Text can hold lone surrogates (e.g. V8's JSON.parse message quotes half of an emoji);
+  // UTF-8 output turns them into U+FFFD, so say exactly that to every writer.
   const ctx: Context = {
-    stdout: io.stdout ?? ((text) => writeAll(Deno.stdout, text)),
+    stdout: (text) => stdout(text.toWellFormed()),
     stderr: (text) => {
       saidWhy = true;
-      stderr(text);
+      stderr(text.toWellFormed());
     },
     stdin: io.stdin ?? readStdin,
   };

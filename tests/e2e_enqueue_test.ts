@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cleanup, CLI_FLAGS, json, runCli, snapshot, tempHome } from "./helpers.ts";
 import { RUN_FLAGS } from "../src/self.ts";
+import { main } from "../cli.ts";
 
 Deno.test("e2e: the tests run the CLI with exactly the shipped runtime and permission flags", () => {
   assert.deepEqual(CLI_FLAGS, [...RUN_FLAGS]);
@@ -166,5 +167,27 @@ Deno.test("e2e: the data directory is 0700 and its files 0600", async () => {
     assert.ok(Deno.statSync(join(home, "queue.db")).isFile);
   } finally {
     await cleanup(parent);
+  }
+});
+
+Deno.test("e2e: an error quoting half of an emoji prints the same line in process and as a process", async () => {
+  // Found by the fuzzer (seed 131980117): V8's JSON.parse message quotes one UTF-16 unit of
+  // "🚀", a lone surrogate; a process's UTF-8 stderr shows U+FFFD there, and so must main().
+  const home = await tempHome();
+  try {
+    const args = ["enqueue", "🚀\x7f7"];
+    let inProcess = "";
+    const code = await main(["--home", home, ...args], {
+      stdout: () => {},
+      stderr: (text) => inProcess += text,
+    });
+    const r = await runCli(home, args);
+    assert.equal(code, 2);
+    assert.equal(r.code, 2);
+    assert.equal(inProcess, r.stderr);
+    assert.ok(inProcess.isWellFormed(), JSON.stringify(inProcess));
+    assert.match(inProcess, /^queuectl: cannot enqueue: invalid JSON: .*\n$/);
+  } finally {
+    await cleanup(home);
   }
 });
