@@ -19,23 +19,30 @@ const alive = (pid: number) => {
   }
 };
 
-Deno.test("e2e crash: kill -9 of a worker mid-job is rescued within 60 s and the orphan is killed", async () => {
-  const home = await tempHome();
+/**
+ * Enqueues job "victim", whose attempt 1 hangs (and would hang forever) and attempt 2
+ * prints "retried"; returns the pid of attempt 1 once a worker started it.
+ */
+async function startVictim(home: string): Promise<number> {
   const pidFile = join(home, "orphan.pid");
-  // Attempt 1 hangs (and would hang forever); attempt 2 finishes at once.
   const command =
     `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > ${pidFile}; exec sleep 1000; fi; echo retried`;
   await runCli(home, ["enqueue", JSON.stringify({ id: "victim", command })]);
+  return await waitFor(() => {
+    try {
+      return Number(Deno.readTextFileSync(pidFile).trim()) || null;
+    } catch {
+      return null;
+    }
+  }, { what: "job started" });
+}
+
+Deno.test("e2e crash: kill -9 of a worker mid-job is rescued within 60 s and the orphan is killed", async () => {
+  const home = await tempHome();
   const first = spawnCli(home, ["worker", "start"]);
   let second: Deno.ChildProcess | null = null;
   try {
-    const orphan = await waitFor(() => {
-      try {
-        return Number(Deno.readTextFileSync(pidFile).trim()) || null;
-      } catch {
-        return null;
-      }
-    }, { what: "job started" });
+    const orphan = await startVictim(home);
     first.kill("SIGKILL");
     await first.status;
     const killedAt = Date.now();
@@ -67,20 +74,10 @@ Deno.test("e2e crash: kill -9 of a worker mid-job is rescued within 60 s and the
 
 Deno.test("e2e crash: a live worker on the same host rescues a kill -9'd worker's job at once, not after its lease", async () => {
   const home = await tempHome();
-  const pidFile = join(home, "orphan.pid");
-  const command =
-    `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > ${pidFile}; exec sleep 1000; fi; echo retried`;
-  await runCli(home, ["enqueue", JSON.stringify({ id: "victim", command })]);
   const first = spawnCli(home, ["worker", "start"]);
   let second: Deno.ChildProcess | null = null;
   try {
-    const orphan = await waitFor(() => {
-      try {
-        return Number(Deno.readTextFileSync(pidFile).trim()) || null;
-      } catch {
-        return null;
-      }
-    }, { what: "job started" });
+    const orphan = await startVictim(home);
     second = spawnCli(home, ["worker", "start"]);
     await waitFor(async () => {
       const r = await runCli(home, ["worker", "list", "--json"]);
