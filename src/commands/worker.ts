@@ -73,10 +73,11 @@ export async function workerCommand(args: string[], ctx: Context): Promise<numbe
 async function liveWorkers(queue: Queue, forget: boolean): Promise<WorkerInfo[]> {
   const workers = await queue.store.listWorkers(Date.now(), queue.config().leaseS * 1000);
   if (workers.length === 0) return workers;
-  const { processGone } = await import("../pool/process.ts");
+  const { processesGone } = await import("../pool/process.ts");
+  const gone = processesGone(workers); // one /proc read for all of them
   const live: WorkerInfo[] = [];
-  for (const worker of workers) {
-    if (!processGone(worker)) live.push(worker);
+  for (const [i, worker] of workers.entries()) {
+    if (!gone[i]) live.push(worker);
     else if (forget) await queue.store.unregisterWorker(worker.id);
   }
   return live;

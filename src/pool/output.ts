@@ -42,8 +42,9 @@ export async function openOutputFile(path: string): Promise<Deno.FsFile> {
  * 0.9 ms on this project's VM disk (more than spawning the job), and most jobs are silent.
  *
  * Writes are synchronous on purpose: an attempt's writer lives on the execution thread,
- * never the store's, a write to the page cache takes microseconds, at most `limit` bytes are ever written, and
- * synchronous writes keep the two pipes' chunks in arrival order without a queue.
+ * never the store's; a write to the page cache takes microseconds, at most `limit` bytes
+ * are ever written, and synchronous writes keep the two pipes' chunks in arrival order
+ * without a queue.
  */
 export class CappedWriter {
   #file: Deno.FsFile | null;

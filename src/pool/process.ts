@@ -251,26 +251,19 @@ export function killOrphan(
 }
 
 /**
- * Whether the process recorded as `place` has certainly ended: it lived on this host (same
- * machine, boot and PID namespace) and `/proc/<pid>` is now missing, a zombie, or a process
- * started at another time (the pid was reused). False when in doubt (another host, /proc
- * unreadable, no start ticks recorded and the pid alive), so callers fall back to waiting
- * for a heartbeat to go stale.
+ * For each process recorded as `place`, whether it has certainly ended: it lived on this
+ * host (same machine, boot and PID namespace) and `/proc/<pid>` is now missing, a zombie,
+ * or a process started at another time (the pid was reused). False when in doubt (another
+ * host, /proc unreadable, no start ticks recorded and the pid alive), so callers fall back
+ * to waiting for a heartbeat to go stale. /proc is read once for all of them.
  */
-export function processGone(
-  place: { host: string; pid: number; start_ticks: number | null },
-): boolean {
-  return processesGone([place])[0];
-}
-
-/** {@link processGone} for several processes, reading /proc once. */
 export function processesGone(
   places: { host: string; pid: number; start_ticks: number | null }[],
 ): boolean[] {
   const here = hostIdentity();
-  const known = here.split("/").includes("unknown");
+  const unknownHere = here.split("/").includes("unknown");
   const local = (p: { host: string; pid: number }) =>
-    !known && p.host === here && Number.isInteger(p.pid) && p.pid > 1;
+    !unknownHere && p.host === here && Number.isInteger(p.pid) && p.pid > 1;
   if (!places.some(local)) return places.map(() => false);
   // Our own pid is read too: if it is missing, /proc could not be read at all.
   const stats = readStats([...places.filter(local).map((p) => p.pid), Deno.pid]);
