@@ -138,3 +138,34 @@ export function snapshot(home: string): string {
     db.close();
   }
 }
+
+/** Whether this run is CI (`CI=true`, which `.ci/run` sets). */
+export const IN_CI = Deno.env.get("CI") === "true";
+
+/**
+ * The `ignore` and `fn` of a `Deno.test` that needs something a machine may lack (root,
+ * `mount`, bindfs, unshare, a terminal, a database server). Where it is missing, the test is
+ * ignored and says so loudly on stderr, except in CI (`CI=true`): there it runs and fails at
+ * once naming what is missing, so a suite that did not run can never pass as if it had.
+ *
+ * ```ts
+ * Deno.test({ name: "…", ...needs("root and mount", CAN_MOUNT, async () => { … }) });
+ * ```
+ */
+export function needs(
+  what: string,
+  available: boolean,
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+): { ignore: boolean; fn: (t: Deno.TestContext) => Promise<void> } {
+  const ignore = !available && !IN_CI;
+  if (ignore) console.error(`IGNORED: a test needs ${what}, which this machine lacks`);
+  return {
+    ignore,
+    fn: async (t) => {
+      if (!available) {
+        throw new Error(`cannot run this test: it needs ${what}, which this machine lacks`);
+      }
+      await fn(t);
+    },
+  };
+}
