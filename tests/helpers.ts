@@ -13,11 +13,20 @@ export const ROOT = fromFileUrl(new URL("..", import.meta.url));
 /** The CLI entry. */
 export const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
 
-/** A positive integer from the environment (a test's size), or `fallback`. */
-export function envInt(name: string, fallback: number): number {
+/**
+ * An integer of at least `min` from the environment (a test's size or seed), or `fallback`
+ * when unset. Anything else set there is refused, loudly: a size of 0 (or "abc", which
+ * `Number` reads as NaN and a loop as 0) would turn a suite into one that runs nothing and
+ * passes, and silently using the default instead would run a different test than asked.
+ */
+export function envInt(name: string, fallback: number, { min = 1 } = {}): number {
   const text = Deno.env.get(name);
+  if (text === undefined) return fallback;
   const n = Number(text);
-  return text && Number.isInteger(n) && n > 0 ? n : fallback;
+  if (text.trim() === "" || !Number.isSafeInteger(n) || n < min) {
+    throw new Error(`${name}=${JSON.stringify(text)}: expected a whole number >= ${min}`);
+  }
+  return n;
 }
 
 /**

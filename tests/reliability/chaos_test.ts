@@ -16,6 +16,9 @@
  * - `QUEUECTL_CHAOS_SECONDS` (default 90): the longest the killing goes on. It stops
  *   sooner once no job is pending (every job has started at least once).
  *
+ * Each must be a whole number >= 1 (helpers.ts envInt): 0 orphans would skip the rescue
+ * check, 0 jobs the whole run.
+ *
  * It prints one summary line (`chaos: …`) with the figures docs/reliability.md quotes.
  */
 
@@ -34,7 +37,7 @@ import {
 } from "./ledger.ts";
 
 const JOBS = envInt("QUEUECTL_CHAOS_JOBS", 1000);
-const ORPHANS = Number(Deno.env.get("QUEUECTL_CHAOS_ORPHANS") ?? 3) | 0;
+const ORPHANS = envInt("QUEUECTL_CHAOS_ORPHANS", 3);
 const WORKERS = envInt("QUEUECTL_CHAOS_WORKERS", 3);
 const CHAOS_S = envInt("QUEUECTL_CHAOS_SECONDS", 90);
 const SLOTS = 2;
@@ -126,7 +129,6 @@ Deno.test(`chaos: ${WORKERS} workers x ${SLOTS} slots, one SIGKILLed every 2-3 s
     // Hanging jobs in a first attempt that no kill has hit yet, and the index in `live` of a
     // worker running one whose process has started (-1 if none).
     const hanging = () => {
-      if (hangers.length === 0) return { left: 0, aim: -1 };
       const db = openReadOnly(join(home, "queue.db"));
       try {
         const rows = db.prepare(

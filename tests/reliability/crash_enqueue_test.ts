@@ -17,11 +17,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { cleanup, CLI, CLI_FLAGS, tempHome } from "../helpers.ts";
+import { cleanup, CLI, CLI_FLAGS, envInt, tempHome } from "../helpers.ts";
 import { openQueue } from "../../src/queue.ts";
 
 const SOAK = Deno.env.get("QUEUECTL_SOAK") === "1";
-const JOBS = Number(Deno.env.get("QUEUECTL_CRASH_JOBS") ?? 100_000);
+const JOBS = envInt("QUEUECTL_CRASH_JOBS", 100_000);
 const ROUNDS = SOAK ? 100 : 20;
 
 /** When a round sends SIGKILL. */
@@ -174,7 +174,7 @@ function verify(home: string, batch: string, acknowledged: string[]): number {
 Deno.test({
   name: `crash: kill -9 during a ${JOBS.toLocaleString("en")}-job bulk enqueue, ${ROUNDS} times`,
   fn: async () => {
-    const seed = Number(Deno.env.get("QUEUECTL_CRASH_SEED") ?? Date.now() % 1_000_000);
+    const seed = envInt("QUEUECTL_CRASH_SEED", Date.now() % 1_000_000, { min: 0 });
     console.log(`crash test seed ${seed} (QUEUECTL_CRASH_SEED=${seed} replays the timings)`);
     const random = prng(seed);
     const dir = await tempHome("queuectl-crash-");

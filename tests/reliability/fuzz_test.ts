@@ -23,12 +23,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { main } from "../../cli.ts";
-import { cleanup, CLI, CLI_FLAGS, tempHome } from "../helpers.ts";
+import { cleanup, CLI, CLI_FLAGS, envInt, tempHome } from "../helpers.ts";
 import { type Case, generate, Rng } from "./fuzz_inputs.ts";
+import { roundTrip, type Sources, type StoredJob, type StoreView } from "./fuzz_oracle.ts";
 
-const N = Number(Deno.env.get("QUEUECTL_FUZZ_N") ?? 10_000);
-const PROCESS_N = Number(Deno.env.get("QUEUECTL_FUZZ_PROCESS_N") ?? 200);
-const SEED = Number(Deno.env.get("QUEUECTL_FUZZ_SEED") ?? Date.now() % 1_000_000_007);
+const N = envInt("QUEUECTL_FUZZ_N", 10_000);
+const PROCESS_N = envInt("QUEUECTL_FUZZ_PROCESS_N", 200);
+const SEED = envInt("QUEUECTL_FUZZ_SEED", Date.now() % 1_000_000_007, { min: 0 });
 
 /**
  * The fuzz homes live on tmpfs where there is one: SQLite still fsyncs every commit
@@ -80,7 +81,7 @@ function killSome(home: string): void {
 }
 
 /** Watches one data directory: a checksum of the store's rows and of config.json. */
-class StoreWatch {
+class StoreWatch implements StoreView {
   #db: DatabaseSync;
   #selects: StatementSync[];
   #version: StatementSync;
@@ -113,10 +114,16 @@ class StoreWatch {
     } catch { /* missing */ }
     return { rows: `${counts.join("/")}#${(hash >>> 0).toString(16)}`, dataVersion, config };
   }
+  /** Every job id in the store. */
+  ids(): Set<string> {
+    const rows = this.#db.prepare("SELECT id FROM jobs").all() as { id: string }[];
+    return new Set(rows.map((r) => r.id));
+  }
   /** A stored job's fields as given, or null. */
-  job(id: string): Record<string, unknown> | null {
-    return (this.#db.prepare("SELECT command, queue, priority, cwd FROM jobs WHERE id = ?")
-      .get(id) as Record<string, unknown> | undefined) ?? null;
+  stored(id: string): StoredJob | null {
+    return (this.#db.prepare(
+      "SELECT id, command, queue, priority, cwd, max_retries, timeout_s FROM jobs WHERE id = ?",
+    ).get(id) as StoredJob | undefined) ?? null;
   }
   jobCount(): number {
     return (this.#db.prepare("SELECT count(*) AS n FROM jobs").get() as { n: number }).n;
@@ -126,13 +133,34 @@ class StoreWatch {
   }
 }
 
-function materialize(c: Case, dir: string): { args: string[]; stdin?: Uint8Array } {
+function materialize(
+  c: Case,
+  dir: string,
+): { args: string[]; stdin?: Uint8Array; sources: Sources } {
   const file = join(dir, "input.jsonl");
   if (c.file) Deno.writeFileSync(file, c.file);
   const args = c.args.map((a) =>
     a.replaceAll("@FILE@", file).replaceAll("@MISSING@", join(dir, "missing.jsonl"))
   );
-  return { args, stdin: c.stdin };
+  const sources = { stdin: c.stdin, file: c.file && { path: file, bytes: c.file } };
+  return { args, stdin: c.stdin, sources };
+}
+
+/** The store's ids before an enqueue runs, to see what it added (null for other commands). */
+function idsBefore(args: string[], watch: StoreWatch): Set<string> | null {
+  return args[0] === "enqueue" ? watch.ids() : null;
+}
+
+/** The round trip of an accepted enqueue (see fuzz_oracle.ts); null otherwise. */
+async function checkRoundTrip(
+  args: string[],
+  sources: Sources,
+  result: Result,
+  watch: StoreWatch,
+  before: Set<string> | null,
+): Promise<string | null> {
+  if (result.code !== 0 || before === null) return null;
+  return await roundTrip(args, sources, result, watch, before);
 }
 
 async function runInProcess(home: string, args: string[], stdin?: Uint8Array): Promise<Result> {
@@ -164,61 +192,56 @@ async function runProcess(home: string, args: string[], stdin?: Uint8Array): Pro
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/**
- * The jobs an accepted enqueue was given, parsed as the CLI parses them (null for the `--`
- * form, whose command the CLI builds by quoting).
- */
-function givenJobs(c: Case, args: string[], stdin?: Uint8Array): unknown[] | null {
-  if (c.kind.startsWith("enqueue-arg")) {
-    const i = args.findIndex((a, j) =>
-      j > 0 && a.trimStart().startsWith("{") || a.trimStart().startsWith("[")
-    );
-    if (i === -1) return null;
-    const value = JSON.parse(args[i]);
-    return Array.isArray(value) ? value : [value];
-  }
-  const bytes = c.kind.startsWith("enqueue-stdin")
-    ? stdin
-    : c.kind.startsWith("enqueue-file")
-    ? c.file
-    : undefined;
-  if (!bytes) return null;
-  const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+type RoundTrips = { all: number; mutated: number; dash: number; json: number };
+
+function countRoundTrip(counts: RoundTrips, c: Case, args: string[]): void {
+  counts.all++;
+  if (c.kind.includes("~mut")) counts.mutated++;
+  if (args.includes("--")) counts.dash++;
+  if (args.includes("--json")) counts.json++;
 }
 
-/** An accepted enqueue stored exactly what it was given: command, queue, priority, cwd. */
-function roundTrip(c: Case, result: Result, watch: StoreWatch): string | null {
-  if (!c.kind.startsWith("enqueue") || c.kind.includes("dash") || c.kind.includes("~mut")) {
-    return null;
+/**
+ * Inputs that are accepted on purpose, one of each form the round trip must cover (a
+ * mutated one, the `--` form with flags and quoting, `--json`), so that however few inputs
+ * a run draws, each form is checked at least once.
+ */
+const FIXED_CASES: Case[] = [
+  {
+    kind: "enqueue-dash",
+    args: [
+      "enqueue",
+      "--priority",
+      "-3",
+      "--queue=q1",
+      "--",
+      "printf",
+      "%s\n",
+      "a b",
+      "$(id)",
+      "'",
+    ],
+  },
+  { kind: "enqueue-arg", args: ["enqueue", '{"command":"echo hi","max_retries":2}', "--json"] },
+  {
+    kind: "enqueue-arg~mut",
+    args: [
+      "enqueue",
+      "--json",
+      '[{"command":"true","timeout_s":null},{"command":"x","queue":"m"}]',
+    ],
+  },
+  {
+    kind: "enqueue-stdin~mut",
+    args: ["enqueue", "--file=-", "--json"],
+    stdin: new TextEncoder().encode('\r\n{"command":"a","cwd":null}\r\n\n{"command":"b"}'),
+  },
+];
+
+function assertRoundTripsCovered(counts: RoundTrips): void {
+  for (const [form, count] of Object.entries(counts)) {
+    assert.ok(count > 0, `no accepted ${form} enqueue was round-tripped`);
   }
-  let given: unknown[] | null;
-  try {
-    given = givenJobs(c, c.args, c.stdin);
-  } catch {
-    return null; // e.g. `-` and a JSON argument both present: not this check's business
-  }
-  if (!given) return null;
-  const ids = result.stdout.trimEnd().split("\n");
-  if (c.args.includes("--json")) return null;
-  if (ids.length !== given.length) return `printed ${ids.length} ids for ${given.length} jobs`;
-  for (let i = 0; i < ids.length; i++) {
-    const job = given[i] as Record<string, unknown>;
-    const stored = watch.job(ids[i]);
-    if (!stored) return `acknowledged id ${JSON.stringify(ids[i])} is not stored`;
-    const want = {
-      command: job.command,
-      queue: job.queue ?? "default",
-      priority: job.priority ?? 0,
-      cwd: job.cwd === undefined ? Deno.cwd() : job.cwd,
-    };
-    for (const [field, value] of Object.entries(want)) {
-      if (stored[field] !== value) {
-        return `stored ${field} ${JSON.stringify(stored[field])}, given ${JSON.stringify(value)}`;
-      }
-    }
-  }
-  return null;
 }
 
 const STACK = /\n\s+at |file:\/\/|\.ts:\d+:\d+|^\w*Error:|Uncaught|panicked/m;
@@ -263,14 +286,17 @@ Deno.test({
     const home = join(dir, "home");
     const failures: string[] = [];
     const kinds = new Map<string, [number, number, number]>();
+    const roundTrips = { all: 0, mutated: 0, dash: 0, json: 0 };
+    let ran = 0;
     const t0 = performance.now();
     try {
       await seedHome(home);
       let watch = new StoreWatch(home);
       let state = watch.state();
-      for (let i = 0; i < N; i++) {
-        const c = generate(r, i);
-        const { args, stdin } = materialize(c, dir);
+      for (let i = 0; i < N + FIXED_CASES.length; i++) {
+        const c = i < N ? generate(r, i) : FIXED_CASES[i - N];
+        const { args, stdin, sources } = materialize(c, dir);
+        const before = idsBefore(args, watch);
         let result: Result;
         const t1 = performance.now();
         try {
@@ -278,9 +304,11 @@ Deno.test({
         } catch (e) {
           result = { code: -1, stdout: "", stderr: `main threw: ${(e as Error)?.stack ?? e}` };
         }
+        ran++;
         const after = watch.state();
         const problem = judge(result, state, after) ??
-          (result.code === 0 ? roundTrip(c, result, watch) : null);
+          await checkRoundTrip(args, sources, result, watch, before);
+        if (result.code === 0 && before !== null) countRoundTrip(roundTrips, c, args);
         const k = kinds.get(c.kind) ?? [0, 0, 0];
         k[result.code === 0 ? 0 : 1]++;
         k[2] += performance.now() - t1;
@@ -314,7 +342,10 @@ Deno.test({
     for (const [kind, [ok, bad, ms]] of [...kinds].sort()) {
       console.log(`  ${kind.padEnd(22)} ${ok}/${bad}, ${(ms / (ok + bad)).toFixed(2)} ms each`);
     }
+    console.log(`round trips of accepted enqueues: ${JSON.stringify(roundTrips)}`);
     assert.deepEqual(failures, [], `seed ${SEED}:\n${failures.join("\n")}`);
+    assert.equal(ran, N + FIXED_CASES.length, "every generated input ran, and the fixed ones");
+    assertRoundTripsCovered(roundTrips);
   },
 });
 
@@ -350,11 +381,14 @@ Deno.test({
     ]); // {"command":"\xff"}
     cases.push({ kind: "utf8-stdin", args: ["enqueue", "-"], stdin: bad });
     cases.push({ kind: "utf8-file", args: ["enqueue", "--file", "@FILE@"], file: bad });
+    cases.push(...FIXED_CASES);
     // Lanes run in parallel, each an in-process home and a process home fed the same inputs.
     const LANES = 3;
     // Not on /dev/shm: Deno wants --allow-all for anything under /dev, which the CLI lacks.
     const dir = await tempHome("queuectl-fuzzp-");
     const failures: string[] = [];
+    const roundTrips = { all: 0, mutated: 0, dash: 0, json: 0 };
+    let ran = 0;
     const t0 = performance.now();
     try {
       await Promise.all(Array.from({ length: LANES }, async (_, lane) => {
@@ -366,11 +400,19 @@ Deno.test({
         try {
           for (let i = lane; i < cases.length; i += LANES) {
             const c = cases[i];
-            const { args, stdin } = materialize(c, laneDir);
+            const { args, stdin, sources } = materialize(c, laneDir);
+            const before = watches.map((w) => idsBefore(args, w));
             const a = await runInProcess(homes[0], args, stdin);
             const b = await runProcess(homes[1], args, stdin);
+            ran++;
             const after = watches.map((w) => w.state());
             const problems = [judge(a, states[0], after[0]), judge(b, states[1], after[1])];
+            // What each stored is what it was given, in process and as a real process alike.
+            for (const [side, res] of [a, b].entries()) {
+              const p = await checkRoundTrip(args, sources, res, watches[side], before[side]);
+              if (p) problems.push(`${side ? "as a process" : "in process"}: ${p}`);
+            }
+            if (a.code === 0 && before[0] !== null) countRoundTrip(roundTrips, c, args);
             const norm = (res: Result, home: string) =>
               res.stderr.replaceAll(home, "<home>").replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, "<time>");
             if (a.code !== b.code) {
@@ -400,8 +442,11 @@ Deno.test({
     }
     const seconds = (performance.now() - t0) / 1000;
     console.log(
-      `${cases.length} inputs through processes (and in process) in ${seconds.toFixed(1)} s`,
+      `${cases.length} inputs through processes (and in process) in ${seconds.toFixed(1)} s; ` +
+        `round trips of accepted enqueues: ${JSON.stringify(roundTrips)}`,
     );
+    assert.equal(ran, cases.length, "every input ran");
+    assertRoundTripsCovered(roundTrips);
     assert.deepEqual(
       failures.slice(0, 20),
       [],
