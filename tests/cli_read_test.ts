@@ -11,6 +11,7 @@ import {
   CLI,
   CLI_FLAGS,
   json,
+  needs,
   runCli,
   snapshot,
   spawnCli,
@@ -455,24 +456,27 @@ const hasScript = (() => {
 
 Deno.test({
   name: "colour: escape codes on a terminal, none with NO_COLOR set",
-  ignore: !hasScript,
-  fn: () =>
-    withHome(async (home) => {
-      const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-      const cli = [Deno.execPath(), "run", ...CLI_FLAGS, CLI, "--home", home, "list"];
-      const onTty = async (env: string) => {
-        const out = await new Deno.Command("script", {
-          args: ["-qec", `env ${env} ${cli.map(quote).join(" ")}`, "/dev/null"],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        return new TextDecoder().decode(out.stdout);
-      };
-      const colored = await onTty("-u NO_COLOR");
-      assert.ok(colored.includes("\x1b[31mdead\x1b[0m"), JSON.stringify(colored));
-      const plain = await onTty("NO_COLOR=");
-      assert.match(plain, /dead1/);
-      assert.ok(!plain.includes("\x1b["), JSON.stringify(plain));
-    }),
+  ...needs(
+    "util-linux script(1) (a terminal for the child)",
+    hasScript,
+    () =>
+      withHome(async (home) => {
+        const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+        const cli = [Deno.execPath(), "run", ...CLI_FLAGS, CLI, "--home", home, "list"];
+        const onTty = async (env: string) => {
+          const out = await new Deno.Command("script", {
+            args: ["-qec", `env ${env} ${cli.map(quote).join(" ")}`, "/dev/null"],
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          return new TextDecoder().decode(out.stdout);
+        };
+        const colored = await onTty("-u NO_COLOR");
+        assert.ok(colored.includes("\x1b[31mdead\x1b[0m"), JSON.stringify(colored));
+        const plain = await onTty("NO_COLOR=");
+        assert.match(plain, /dead1/);
+        assert.ok(!plain.includes("\x1b["), JSON.stringify(plain));
+      }),
+  ),
 });

@@ -18,7 +18,7 @@ import {
   unescapeMountField,
 } from "../src/store/fs_check.ts";
 import { OperationalError } from "../src/errors.ts";
-import { cleanup, runCli, tempHome } from "./helpers.ts";
+import { cleanup, needs, runCli, tempHome } from "./helpers.ts";
 
 /** A mountinfo of a machine with nested, escaped, bind, stacked and network mounts. */
 const MOUNTINFO = [
@@ -192,8 +192,7 @@ const BINDFS = (() => {
 Deno.test({
   name: "fs check e2e: the CLI refuses to create a database on a FUSE mount (bindfs)",
   // bindfs makes a real FUSE mount without a server; it needs root and /dev/fuse.
-  ignore: !BINDFS,
-  fn: async () => {
+  ...needs("root, bindfs and /dev/fuse (a real FUSE mount)", BINDFS, async () => {
     const dir = await tempHome("queuectl-fuse-");
     const source = join(dir, "source");
     const mnt = join(dir, "mnt");
@@ -228,5 +227,5 @@ Deno.test({
       sh('fusermount -u "$2" 2>/dev/null || umount "$2" || umount -l "$2"');
       await cleanup(dir);
     }
-  },
+  }),
 });

@@ -1,7 +1,7 @@
 /**
  * A full disk and an unwritable data directory, on real mounts: a small tmpfs (filled with
- * a filler file, or out of inodes) and a read-only bind mount. Needs root and `mount`;
- * without them the tests are ignored (their names say so).
+ * a filler file, or out of inodes) and a read-only bind mount. Needs root and `mount`
+ * (helpers.ts `needs`: without them the tests are ignored, loudly, and fail in CI).
  *
  * - Full disk, no process holding the database: every command fails with exit 1 and one
  *   line naming the cause (`… (DIR: no space left on device)`); nothing is half-written;
@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { cleanup, json, runCli, spawnCli, tempHome, waitFor } from "../helpers.ts";
+import { cleanup, json, needs, runCli, spawnCli, tempHome, waitFor } from "../helpers.ts";
 
 function sh(script: string, ...args: string[]): { code: number; out: string } {
   const r = new Deno.Command("sh", { args: ["-c", script, "sh", ...args], stdin: "null" })
@@ -39,7 +39,7 @@ const CAN_MOUNT = (() => {
     return false;
   }
 })();
-const NEEDS = "(root + mount; ignored without)";
+const MOUNT = "root and mount(8) (a tmpfs, a bind mount)";
 
 /** Mounts a tmpfs with `options` on a fresh folder, runs `fn`, unmounts whatever happens. */
 async function withTmpfs(options: string, fn: (mnt: string, dir: string) => Promise<void>) {
@@ -110,10 +110,8 @@ function jobIds(dbPath: string): string[] {
 const NO_SPACE = /\(\/.*: no space left on device\)$/;
 
 Deno.test({
-  name:
-    `disk full: every command exits 1 with the cause, nothing half-written, all works after ${NEEDS}`,
-  ignore: !CAN_MOUNT,
-  fn: () =>
+  name: `disk full: every command exits 1 with the cause, nothing half-written, all works after`,
+  ...needs(MOUNT, CAN_MOUNT, () =>
     withTmpfs("size=2m", async (mnt) => {
       const home = join(mnt, "home");
       const db = join(home, "queue.db");
@@ -163,14 +161,12 @@ Deno.test({
       assert.equal((await runCli(home, ["config", "set", "lease", "20"])).code, 0);
       assert.equal(jobIds(db).length, 501);
       assert.equal(integrity(db), "ok");
-    }),
+    })),
 });
 
 Deno.test({
-  name:
-    `disk full under a running worker: it keeps running, records the job, takes new work ${NEEDS}`,
-  ignore: !CAN_MOUNT,
-  fn: () =>
+  name: `disk full under a running worker: it keeps running, records the job, takes new work`,
+  ...needs(MOUNT, CAN_MOUNT, () =>
     withTmpfs("size=2m", async (mnt) => {
       const home = join(mnt, "home");
       const db = join(home, "queue.db");
@@ -241,13 +237,12 @@ Deno.test({
         await reading;
         assert.equal(status?.code, 0, `the worker stops cleanly:\n${log}`);
       }
-    }),
+    })),
 });
 
 Deno.test({
-  name: `read-only data directory (bind mount): exit 1 with the cause ${NEEDS}`,
-  ignore: !CAN_MOUNT,
-  fn: async () => {
+  name: `read-only data directory (bind mount): exit 1 with the cause`,
+  ...needs(MOUNT, CAN_MOUNT, async () => {
     const dir = await tempHome("queuectl-ro-");
     const src = join(dir, "src");
     const ro = join(dir, "ro");
@@ -282,7 +277,7 @@ Deno.test({
     } finally {
       await cleanup(dir);
     }
-  },
+  }),
 });
 
 /*
@@ -331,11 +326,10 @@ function startWorker(home: string) {
 }
 
 Deno.test({
-  name: `out of inodes when a job is claimed: it is released, not left processing ${NEEDS}`,
+  name: `out of inodes when a job is claimed: it is released, not left processing`,
   // Pool.#dispatch makes the output folder after the claim committed; its ENOSPC escapes
   // to the loop, and the claimed job sits in `processing` until its lease expires.
-  ignore: !CAN_MOUNT,
-  fn: () =>
+  ...needs(MOUNT, CAN_MOUNT, () =>
     withTmpfs("size=4m,nr_inodes=40", async (mnt) => {
       const home = join(mnt, "home");
       assert.equal((await runCli(home, ["config", "set", "poll-interval", "0.2"])).code, 0);
@@ -355,16 +349,15 @@ Deno.test({
         for (const path of inodes) Deno.removeSync(path);
         await worker.stop();
       }
-    }),
+    })),
 });
 
 Deno.test({
-  name: `an output file that cannot be created does not send the job to the DLQ ${NEEDS}`,
+  name: `an output file that cannot be created does not send the job to the DLQ`,
   // Once this reported spawn_failed, a failed attempt: a disk that is full for ~15 s (the
   // default backoff 2+4+8 s) moved every job it met to `dead`. Now the file is created on
   // the job's first byte, and failing to create it loses the output, not the attempt.
-  ignore: !CAN_MOUNT,
-  fn: () =>
+  ...needs(MOUNT, CAN_MOUNT, () =>
     withTmpfs("size=4m,nr_inodes=40", async (mnt) => {
       const home = join(mnt, "home");
       assert.equal((await runCli(home, ["config", "set", "poll-interval", "0.2"])).code, 0);
@@ -394,5 +387,5 @@ Deno.test({
         for (const path of inodes) Deno.removeSync(path);
         await worker.stop();
       }
-    }),
+    })),
 });

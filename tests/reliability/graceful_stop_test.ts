@@ -11,7 +11,17 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cleanup, CLI, CLI_FLAGS, json, runCli, spawnCli, tempHome, waitFor } from "../helpers.ts";
+import {
+  cleanup,
+  CLI,
+  CLI_FLAGS,
+  json,
+  needs,
+  runCli,
+  spawnCli,
+  tempHome,
+  waitFor,
+} from "../helpers.ts";
 import type { Job, JobDetail } from "../../src/job.ts";
 
 const show = async (home: string, id: string) =>
@@ -232,77 +242,84 @@ function unshareWorks(): boolean {
 
 Deno.test({
   name: "graceful stop: 'worker stop --wait' reaches a worker in another PID namespace",
-  ignore: !unshareWorks(),
   sanitizeResources: false,
   sanitizeOps: false,
-  async fn() {
-    const home = await tempHome("queuectl-stop-c-");
-    const marker = runMarker("gsc");
-    let outer: Deno.ChildProcess | null = null;
-    try {
-      // The worker is PID 1 of a new PID namespace with its own /proc; --kill-child makes
-      // it die with `unshare` should the test have to kill it.
-      outer = new Deno.Command("unshare", {
-        args: [
-          "--pid",
-          "--fork",
-          "--mount-proc",
-          "--kill-child",
-          Deno.execPath(),
-          "run",
-          ...CLI_FLAGS,
-          CLI,
-          "--home",
-          home,
-          "worker",
-          "start",
-          "--count",
-          "2",
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).spawn();
-      const log = collect(outer.stderr);
-      const workers = await waitFor(async () => {
-        const ws = json<Array<{ id: string; pid: number; host: string }>>(
-          await runCli(home, ["worker", "list", "--json"]),
+  ...needs(
+    "unshare --pid --fork --mount-proc (root or a user namespace)",
+    unshareWorks(),
+    async () => {
+      const home = await tempHome("queuectl-stop-c-");
+      const marker = runMarker("gsc");
+      let outer: Deno.ChildProcess | null = null;
+      try {
+        // The worker is PID 1 of a new PID namespace with its own /proc; --kill-child makes
+        // it die with `unshare` should the test have to kill it.
+        outer = new Deno.Command("unshare", {
+          args: [
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            Deno.execPath(),
+            "run",
+            ...CLI_FLAGS,
+            CLI,
+            "--home",
+            home,
+            "worker",
+            "start",
+            "--count",
+            "2",
+          ],
+          stdin: "null",
+          stdout: "null",
+          stderr: "piped",
+          env: { NO_COLOR: "1" },
+        }).spawn();
+        const log = collect(outer.stderr);
+        const workers = await waitFor(async () => {
+          const ws = json<Array<{ id: string; pid: number; host: string }>>(
+            await runCli(home, ["worker", "list", "--json"]),
+          );
+          return ws.length === 1 && ws;
+        }, { what: "the namespaced worker registered" });
+        // Its pid is its pid in its own namespace: 1, which here is this VM's init.
+        assert.equal(
+          workers[0].pid,
+          1,
+          `pid as the worker sees it (${JSON.stringify(workers[0])})`,
         );
-        return ws.length === 1 && ws;
-      }, { what: "the namespaced worker registered" });
-      // Its pid is its pid in its own namespace: 1, which here is this VM's init.
-      assert.equal(workers[0].pid, 1, `pid as the worker sees it (${JSON.stringify(workers[0])})`);
-      const ourNs = Deno.readLinkSync("/proc/self/ns/pid").match(/\d+/)![0];
-      assert.ok(
-        !workers[0].host.includes(`/${ourNs}/`),
-        "its host identity names another namespace",
-      );
+        const ourNs = Deno.readLinkSync("/proc/self/ns/pid").match(/\d+/)![0];
+        assert.ok(
+          !workers[0].host.includes(`/${ourNs}/`),
+          "its host identity names another namespace",
+        );
 
-      const id = `${marker}job`;
-      await enqueueAll(home, [{ id, command: "sleep 2; echo finished" }]);
-      await waitFor(async () => (await show(home, id)).attempts_log[0]?.pid, {
-        timeoutMs: 30_000,
-        what: "the job running",
-      });
-      const stop = await runCli(home, ["worker", "stop", "--wait"]);
-      assert.equal(stop.code, 0, stop.stderr);
-      assert.match(stop.stderr, /asked 1 worker\(s\) to stop/);
-      assert.match(stop.stderr, /all stopped/);
-      const status = await outer.status;
-      outer = null;
-      assert.equal(status.code, 0, log.text);
-      assert.match(log.text, /stop requested through the store/);
-      const job = await show(home, id);
-      assert.equal(job.state, "completed", "the running job finished before the worker left");
-      assert.equal(job.attempts_log[0].outcome, "succeeded");
-      assert.equal((await runCli(home, ["logs", id])).stdout, "finished\n");
-      assert.deepEqual(json<unknown[]>(await runCli(home, ["worker", "list", "--json"])), []);
-      assert.deepEqual(leftovers(marker), []);
-    } finally {
-      await reap(outer);
-      killLeftovers(marker);
-      await cleanup(home);
-    }
-  },
+        const id = `${marker}job`;
+        await enqueueAll(home, [{ id, command: "sleep 2; echo finished" }]);
+        await waitFor(async () => (await show(home, id)).attempts_log[0]?.pid, {
+          timeoutMs: 30_000,
+          what: "the job running",
+        });
+        const stop = await runCli(home, ["worker", "stop", "--wait"]);
+        assert.equal(stop.code, 0, stop.stderr);
+        assert.match(stop.stderr, /asked 1 worker\(s\) to stop/);
+        assert.match(stop.stderr, /all stopped/);
+        const status = await outer.status;
+        outer = null;
+        assert.equal(status.code, 0, log.text);
+        assert.match(log.text, /stop requested through the store/);
+        const job = await show(home, id);
+        assert.equal(job.state, "completed", "the running job finished before the worker left");
+        assert.equal(job.attempts_log[0].outcome, "succeeded");
+        assert.equal((await runCli(home, ["logs", id])).stdout, "finished\n");
+        assert.deepEqual(json<unknown[]>(await runCli(home, ["worker", "list", "--json"])), []);
+        assert.deepEqual(leftovers(marker), []);
+      } finally {
+        await reap(outer);
+        killLeftovers(marker);
+        await cleanup(home);
+      }
+    },
+  ),
 });
