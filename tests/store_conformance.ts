@@ -192,6 +192,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     ]);
     const got = await store.getJob("a");
     assert.equal(got?.state, "pending");
+    assert.equal(got?.attempts, 0, "a release spends none of the job's retries");
     assert.equal(got?.run_at, new Date(T0 + 10).toISOString());
     assert.equal((await claimOne(store, T0 + 10)).length, 1);
   });

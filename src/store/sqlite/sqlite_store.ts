@@ -261,6 +261,9 @@ export class SqliteStore implements Store {
            WHEN ?2 = 'release' THEN ?3
            WHEN attempts > max_retries THEN run_at
            ELSE ?4 END,
+         -- A released attempt (a shutdown, this worker's full disk) was not the job's: the
+         -- claim gives back the one it counted, so it spends none of the job's retries.
+         attempts = CASE WHEN ?2 = 'release' THEN attempts - 1 ELSE attempts END,
          exit_code = ?5, last_error = ?6, updated_at = ?3,
          lease_token = NULL, lease_expires_at = NULL, worker_id = NULL
        WHERE id = ?7 AND lease_token = ?8 AND state = 'processing'
