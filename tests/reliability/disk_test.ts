@@ -325,10 +325,30 @@ function startWorker(home: string) {
   };
 }
 
+/** The job row and the attempts of `id`, read straight from the store. */
+function jobAndAttempts(home: string, id: string) {
+  const db = new DatabaseSync(join(home, "queue.db"), { readOnly: true });
+  try {
+    const job = db.prepare("SELECT state, attempts, max_retries FROM jobs WHERE id = ?").get(
+      id,
+    ) as {
+      state: string;
+      attempts: number;
+      max_retries: number;
+    };
+    const attempts = db.prepare(
+      "SELECT attempt, outcome, error FROM attempts WHERE job_id = ? ORDER BY attempt",
+    ).all(id) as { attempt: number; outcome: string; error: string | null }[];
+    return { job, attempts };
+  } finally {
+    db.close();
+  }
+}
+
 Deno.test({
-  name: `out of inodes when a job is claimed: it is released, not left processing`,
-  // Pool.#dispatch makes the output folder after the claim committed; its ENOSPC escapes
-  // to the loop, and the claimed job sits in `processing` until its lease expires.
+  name: `out of inodes when a job is claimed: it is released with its retries unspent, runs later`,
+  // Pool.#dispatch makes the output folder after the claim committed; its ENOSPC escaped
+  // to the loop, and the claimed job sat in `processing` until its lease expired.
   ...needs(MOUNT, CAN_MOUNT, () =>
     withTmpfs("size=4m,nr_inodes=40", async (mnt) => {
       const home = join(mnt, "home");
@@ -338,13 +358,42 @@ Deno.test({
       try {
         await waitFor(() => worker.state.log.includes("started"), { what: "the worker" });
         inodes = exhaustInodes(mnt); // today's output folder does not exist yet
-        assert.equal((await runCli(home, ["enqueue", "--id", "j", "--", "true"])).code, 0);
-        await new Promise((r) => setTimeout(r, 2000));
+        // No retries at all: a release that spent one would leave it none.
+        const enq = await runCli(home, [
+          "enqueue",
+          "--id",
+          "j",
+          "--max-retries",
+          "0",
+          "--",
+          "true",
+        ]);
+        assert.equal(enq.code, 0, enq.stderr);
+        const released = await waitFor(() => {
+          const now = jobAndAttempts(home, "j");
+          return now.attempts.some((a) => a.outcome !== "running") && now;
+        }, { what: "the first claim to end" });
+        const first = released.attempts[0];
+        assert.equal(first.outcome, "spawn_failed", JSON.stringify(first));
+        assert.match(first.error ?? "", /cannot create output folder .*No space left on device/);
+        assert.match(worker.state.log, /cannot create output folder .*; pausing claims for 5 s/);
+        // Back in the queue, not left processing; its retry budget counts only the claim it
+        // may hold by now (the worker tries again after its 5 s pause), never a release.
+        const { job } = released;
+        assert.ok(["pending", "processing"].includes(job.state), `released: ${job.state}`);
+        assert.equal(job.attempts, job.state === "processing" ? 1 : 0, "attempts spent");
         for (const path of inodes.splice(0)) Deno.removeSync(path);
-        await waitFor(async () => {
-          const r = await runCli(home, ["show", "j", "--json"]);
-          return json<{ state: string }>(r).state === "completed";
-        }, { what: "the job to run once inodes are back", timeoutMs: 10_000 });
+        const done = await waitFor(() => {
+          const now = jobAndAttempts(home, "j");
+          assert.notEqual(now.job.state, "dead", "a full disk is not the job's failure");
+          return now.job.state === "completed" && now;
+        }, { what: "the job to run once inodes are back", timeoutMs: 30_000 });
+        // Every claim before the one that ran was released; only that one counts.
+        assert.deepEqual(
+          done.attempts.map((a) => a.outcome),
+          [...done.attempts.slice(0, -1).map(() => "spawn_failed"), "succeeded"],
+        );
+        assert.equal(done.job.attempts, 1, "attempts counts the one that ran");
       } finally {
         for (const path of inodes) Deno.removeSync(path);
         await worker.stop();
@@ -373,7 +422,10 @@ Deno.test({
         }, { what: "the first job" });
         inodes = exhaustInodes(mnt);
         assert.equal((await runCli(home, ["enqueue", "--id", "j", "--", "echo", "hi"])).code, 0);
-        await new Promise((r) => setTimeout(r, 6000));
+        // It runs while inodes are out (its folder exists), and loses its output.
+        await waitFor(() => /job j attempt 1: output lost/.test(worker.state.log), {
+          what: "the job to run during the outage",
+        });
         for (const path of inodes.splice(0)) Deno.removeSync(path);
         await waitFor(async () => {
           const r = await runCli(home, ["show", "j", "--json"]);
