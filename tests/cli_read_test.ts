@@ -300,13 +300,19 @@ Deno.test("logs --follow: waits for the start, streams growth, stops when the at
         stdout: "piped",
         stderr: "piped",
       });
-      const stderr = new Response(child.stderr).text();
       let out = "";
-      const reading = (async () => {
-        const dec = new TextDecoder();
-        for await (const chunk of child.stdout) out += dec.decode(chunk, { stream: true });
-      })();
-      await new Promise((r) => setTimeout(r, 400)); // it is waiting for the job to start
+      let err = "";
+      const pump = async (stream: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+        for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
+      };
+      const reading = Promise.all([
+        pump(child.stdout, (t) => out += t),
+        pump(child.stderr, (t) => err += t),
+      ]);
+      // It says so once it found the job not started and went into its wait: only then
+      // does the job start, so what follows is the waiting path, however slow the start.
+      await waitFor(() => /^waiting for job "f1" to start$/m.test(err), { what: "the wait" });
+      assert.equal(out, "", "nothing printed before the job started");
       const c = await start(q, "qf", "one\n");
       await waitFor(() => out.includes("one\n"), { what: "first output" });
       Deno.writeTextFileSync(join(home, `f1.${c.attempt}.log`), "two\n", { append: true });
@@ -315,9 +321,9 @@ Deno.test("logs --follow: waits for the start, streams growth, stops when the at
       await finish(q, c, true);
       const status = await child.status;
       await reading;
-      assert.equal(status.code, 0, await stderr);
+      assert.equal(status.code, 0, err);
       assert.equal(out, "one\ntwo\nthree\n");
-      assert.match(await stderr, /attempt 1 ended: succeeded, exit 0/);
+      assert.match(err, /attempt 1 ended: succeeded, exit 0/);
     } finally {
       q.close();
     }

@@ -48,9 +48,13 @@ export async function logsCommand(args: string[], ctx: Context): Promise<number>
   try {
     let job = await getJob(queue, id);
     let attempt = pick(job, number);
-    // Following a job that has not started (or not opened its output yet): wait for it.
+    // Following a job that has not started (or not opened its output yet): wait for it,
+    // and say so once, so a person (or a test) knows it is waiting, not stuck.
+    let said = false;
     while (follow && !attempt?.output_path && !FINAL_STATES.includes(job.state)) {
       if (attempt && attempt.outcome !== "running") break;
+      if (!said) ctx.stderr(`waiting for job ${JSON.stringify(id)} to start\n`);
+      said = true;
       await sleep(POLL_MS);
       job = await getJob(queue, id);
       attempt = pick(job, number);
