@@ -32,6 +32,12 @@ export const CLI_FLAGS: string[] = (() => {
 /** `deno` itself. */
 export const DENO = Deno.execPath();
 
+/**
+ * The longest a `--quick` run may take before it stops itself and fails (a smoke run that
+ * hangs must not hang CI); the smoke test waits on the harness, bounded by this.
+ */
+export const QUICK_LIMIT_MS = 300_000;
+
 /** One measured figure, as printed and written to results/latest.json. */
 export interface Figure {
   /** Stable key, e.g. `e2e.true.c4.queuectl`. */

@@ -8,11 +8,13 @@
  * deno run -A bench/main.ts --quick     # CI: each scenario once at a small size, ~20 s
  * deno run -A bench/main.ts --only e2e,latency --runs 5
  * deno run -A bench/main.ts --install-peers   # install the plainjob peer (npm), as CI does
+ * deno run -A bench/main.ts --quick --out /tmp/r   # results there instead of bench/results/
  * ```
  *
  * Quick mode writes `results/quick.*` instead of `latest.*` (git-ignored) and never judges
  * timings: it fails only if a scenario fails to run (a job lost, a command erroring) or the
- * run takes more than five minutes. A peer that is not installed (tsp and nq from apt,
+ * run takes more than {@linkcode QUICK_LIMIT_MS} (five minutes). `--out DIR` writes the
+ * results and plots to DIR instead of `bench/results/` (the smoke test's temp dir). A peer that is not installed (tsp and nq from apt,
  * plainjob from npm) is skipped, never failed, and listed as skipped in the output and the
  * results. `--only` replaces those scenarios' figures in `latest.*` and keeps the others
  * (each scenario's date and load average are recorded), so one scenario can be re-measured
@@ -34,6 +36,7 @@ import {
   fmt,
   killLive,
   loadAverage,
+  QUICK_LIMIT_MS,
   ROOT,
   spread,
 } from "./lib.ts";
@@ -58,10 +61,18 @@ interface Args {
   runs: number | null;
   keep: boolean;
   installPeers: boolean;
+  out: string | null;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, only: null, runs: null, keep: false, installPeers: false };
+  const args: Args = {
+    quick: false,
+    only: null,
+    runs: null,
+    keep: false,
+    installPeers: false,
+    out: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = () => inline ?? argv[++i];
@@ -70,9 +81,10 @@ function parseArgs(argv: string[]): Args {
     else if (flag === "--install-peers") args.installPeers = true;
     else if (flag === "--only") args.only = value().split(",");
     else if (flag === "--runs") args.runs = Number(value());
+    else if (flag === "--out") args.out = value();
     else {
       console.error(
-        `bench: unknown option ${flag} (valid: --quick, --only A,B, --runs N, --keep, --install-peers)`,
+        `bench: unknown option ${flag} (valid: --quick, --only A,B, --runs N, --keep, --install-peers, --out DIR)`,
       );
       Deno.exit(2);
     }
@@ -129,9 +141,9 @@ function abort(code: number): never {
 if (args.quick) {
   // A smoke run that hangs must not hang CI: give up, and say so, after five minutes.
   Deno.unrefTimer(setTimeout(() => {
-    console.error("bench: the quick run took more than 300 s; stopping");
+    console.error(`bench: the quick run took more than ${QUICK_LIMIT_MS / 1000} s; stopping`);
     abort(1);
-  }, 300_000));
+  }, QUICK_LIMIT_MS));
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => abort(130));
@@ -180,7 +192,7 @@ try {
 
 const totalSeconds = (performance.now() - started) / 1000;
 const prefix = args.quick ? "quick" : "latest";
-const dir = `${BENCH}results`;
+const dir = args.out ?? `${BENCH}results`;
 Deno.mkdirSync(dir, { recursive: true });
 if (args.only && !args.quick) {
   // A partial run replaces its scenarios' figures in the full results and keeps the rest.
@@ -230,7 +242,7 @@ console.log(peerLine(report.peers));
 Deno.writeTextFileSync(`${dir}/${prefix}.json`, JSON.stringify(report, null, 2) + "\n");
 Deno.writeTextFileSync(`${dir}/${prefix}.md`, resultsMarkdown(report, table));
 writePlots(dir, args.quick ? "quick-" : "", ctx.shared);
-ctx.log(`done in ${totalSeconds.toFixed(1)} s; results in bench/results/`);
+ctx.log(`done in ${totalSeconds.toFixed(1)} s; results in ${dir}`);
 if (failures.length) {
   console.error(`\n${failures.length} scenario(s) failed:\n${failures.join("\n\n")}`);
   Deno.exit(1);
