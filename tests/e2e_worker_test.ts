@@ -1,28 +1,13 @@
 /**
- * End-to-end: workers as real processes running real jobs.
+ * End-to-end: workers as real processes running real jobs. Wake-ups, stop, config reload,
+ * heartbeats and `logs --follow` have files of their own (e2e_*_test.ts).
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cleanup, json, runCli, spawnCli, tempHome, waitFor } from "./helpers.ts";
+import { collect, show, stopAll } from "./e2e_helpers.ts";
 import type { Job, JobDetail } from "../src/job.ts";
-
-const show = async (home: string, id: string) =>
-  json<JobDetail>(await runCli(home, ["show", id, "--json"]));
-
-/** Accumulates a stream's text as it arrives. */
-function collect(stream: ReadableStream<Uint8Array>): { text: string } {
-  const sink = { text: "" };
-  (async () => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) sink.text += chunk;
-  })();
-  return sink;
-}
-
-async function stopAll(home: string, workers: Deno.ChildProcess[]): Promise<void> {
-  await runCli(home, ["worker", "stop", "--wait"]);
-  for (const w of workers) await w.status;
-}
 
 Deno.test("e2e worker: a job completes, its output is kept", async () => {
   const home = await tempHome();
