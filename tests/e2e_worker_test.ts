@@ -252,24 +252,3 @@ Deno.test("e2e worker: 'worker stop' kills what outlives shutdown-grace and rele
     await cleanup(home);
   }
 });
-
-Deno.test("e2e worker: new work wakes an idle worker without waiting for the poll", async () => {
-  const home = await tempHome();
-  await runCli(home, ["config", "set", "poll-interval", "60"]);
-  const worker = spawnCli(home, ["worker", "start"], { stderr: "piped" });
-  const log = collect(worker.stderr);
-  try {
-    await waitFor(() => /started with 1 slot/.test(log.text), { what: "worker started" });
-    // The worker made its first claim and now sleeps for up to 60 s; only a wake-up can
-    // get the job started well before that.
-    const enqueuedAt = Date.now();
-    await runCli(home, ["enqueue", '{"id":"w","command":"true"}']);
-    await waitFor(async () => (await show(home, "w")).state === "completed", {
-      timeoutMs: 30_000,
-    });
-    assert.ok(Date.now() - enqueuedAt < 30_000);
-  } finally {
-    await stopAll(home, [worker]);
-    await cleanup(home);
-  }
-});
