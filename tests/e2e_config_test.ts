@@ -5,22 +5,11 @@
  */
 
 import assert from "node:assert/strict";
-import { cleanup, groupMembers, runCli, tempHome, waitFor } from "./helpers.ts";
-import {
-  configure,
-  enqueue,
-  jobState,
-  show,
-  startIdleWorker,
-  stopAll,
-  storeTimes,
-} from "./e2e_helpers.ts";
+import { groupMembers, runCli, waitFor } from "./helpers.ts";
+import { enqueue, jobState, show, storeTimes, withIdleWorkers } from "./e2e_helpers.ts";
 
-Deno.test("e2e config: the job-timeout default bounds a job that gives no timeout_s", async () => {
-  const home = await tempHome();
-  await configure(home, { "job-timeout": "1", "kill-grace": "0.2" });
-  const worker = await startIdleWorker(home);
-  try {
+Deno.test("e2e config: the job-timeout default bounds a job that gives no timeout_s", () =>
+  withIdleWorkers({ config: { "job-timeout": "1", "kill-grace": "0.2" } }, async (home) => {
     await enqueue(home, { id: "sleepy", command: "sleep 30", max_retries: 0 });
     assert.equal((await show(home, "sleepy")).timeout_s, 1, "the default was applied");
     const pid = await waitFor(async () => (await show(home, "sleepy")).attempts_log[0]?.pid, {
@@ -37,18 +26,11 @@ Deno.test("e2e config: the job-timeout default bounds a job that gives no timeou
     assert.equal(job.attempts_log[0].outcome, "timed_out");
     assert.match(job.last_error!, /time/);
     assert.deepEqual(groupMembers(pid), [], "no process of the attempt's group is left");
-  } finally {
-    await stopAll(home, [worker.child]);
-    await worker.log.done;
-    await cleanup(home);
-  }
-});
+  }));
 
-Deno.test("e2e config: a running worker uses a new output-limit within a second, no restart", async () => {
-  const home = await tempHome();
-  const worker = await startIdleWorker(home);
-  const print5000 = "head -c 5000 /dev/zero | tr '\\0' x";
-  try {
+Deno.test("e2e config: a running worker uses a new output-limit within a second, no restart", () =>
+  withIdleWorkers({}, async (home, [worker]) => {
+    const print5000 = "head -c 5000 /dev/zero | tr '\\0' x";
     await enqueue(home, { id: "before", command: print5000 });
     await waitFor(() => jobState(home, "before") === "completed", { what: "before completed" });
     assert.equal((await show(home, "before")).attempts_log[0].output_bytes, 5000);
@@ -77,9 +59,4 @@ Deno.test("e2e config: a running worker uses a new output-limit within a second,
     assert.equal((await show(home, "before")).attempts_log[0].worker_id, worker.id);
     assert.equal(worker.exited(), null, "the worker was not restarted");
     console.log(`after: claimed ${claimed - setAt} ms after config set`);
-  } finally {
-    await stopAll(home, [worker.child]);
-    await worker.log.done;
-    await cleanup(home);
-  }
-});
+  }));

@@ -4,27 +4,15 @@
  */
 
 import assert from "node:assert/strict";
-import { cleanup, tempHome, waitFor } from "./helpers.ts";
-import {
-  configure,
-  enqueue,
-  jobState,
-  query,
-  type RunningWorker,
-  show,
-  startIdleWorker,
-  stopAll,
-} from "./e2e_helpers.ts";
+import { waitFor } from "./helpers.ts";
+import { enqueue, jobState, query, show, withIdleWorkers } from "./e2e_helpers.ts";
 
 const LEASE_MS = 2000;
+const STANDBY = { "lease": String(LEASE_MS / 1000), "poll-interval": "1" };
 
-Deno.test("e2e heartbeat: a job running three leases keeps its one attempt; nobody rescues it", async () => {
-  const home = await tempHome();
+Deno.test("e2e heartbeat: a job running three leases keeps its one attempt; nobody rescues it", () =>
   // Both workers look for expired leases every poll (1 s): either would rescue the other's.
-  await configure(home, { "lease": String(LEASE_MS / 1000), "poll-interval": "1" });
-  const workers: RunningWorker[] = [];
-  try {
-    workers.push(await startIdleWorker(home), await startIdleWorker(home));
+  withIdleWorkers({ count: 2, config: STANDBY }, async (home, workers) => {
     const runS = (3 * LEASE_MS) / 1000;
     await enqueue(home, { id: "long", command: `sleep ${runS}`, max_retries: 3 });
     // The lease was renewed past what the claim gave it: a heartbeat extended it.
@@ -47,9 +35,4 @@ Deno.test("e2e heartbeat: a job running three leases keeps its one attempt; nobo
     assert.ok(ran >= 3 * LEASE_MS, `the attempt outlived its lease three times (${ran} ms)`);
     // The stand-by worker was there the whole time.
     for (const w of workers) assert.equal(w.exited(), null, `worker ${w.id} still runs`);
-  } finally {
-    await stopAll(home, workers.map((w) => w.child));
-    for (const w of workers) await w.log.done;
-    await cleanup(home);
-  }
-});
+  }));

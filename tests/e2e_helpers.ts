@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { json, runCli, spawnCli, waitFor } from "./helpers.ts";
+import { cleanup, json, runCli, spawnCli, tempHome, waitFor } from "./helpers.ts";
 import type { JobDetail } from "../src/job.ts";
 
 /** `show ID --json` through the real CLI. */
@@ -92,10 +92,32 @@ export async function startIdleWorker(home: string): Promise<RunningWorker> {
     const [{ worker_id }] = query(home, "SELECT worker_id FROM attempts WHERE job_id = ?", warm);
     return { child, log, id: String(worker_id), exited: () => code };
   } catch (e) {
-    child.kill("SIGKILL");
+    if (code === null) child.kill("SIGKILL");
     await child.status;
     await log.done;
-    throw e;
+    throw new Error(`${(e as Error).message}; the worker's log:\n${log.text}`);
+  }
+}
+
+/**
+ * Runs `fn` in a fresh data directory configured with `config`, with `count` idle workers
+ * (see {@link startIdleWorker}); afterwards stops them all and removes the directory,
+ * whatever happened.
+ */
+export async function withIdleWorkers(
+  options: { count?: number; config?: Record<string, string> },
+  fn: (home: string, workers: RunningWorker[]) => Promise<void>,
+): Promise<void> {
+  const home = await tempHome();
+  const workers: RunningWorker[] = [];
+  try {
+    await configure(home, options.config ?? {});
+    for (let i = 0; i < (options.count ?? 1); i++) workers.push(await startIdleWorker(home));
+    await fn(home, workers);
+  } finally {
+    await stopAll(home, workers.map((w) => w.child));
+    for (const w of workers) await w.log.done;
+    await cleanup(home);
   }
 }
 

@@ -7,16 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { cleanup, json, runCli, tempHome, waitFor } from "./helpers.ts";
-import {
-  configure,
-  enqueue,
-  jobState,
-  type RunningWorker,
-  show,
-  startIdleWorker,
-  stopAll,
-} from "./e2e_helpers.ts";
+import { json, runCli, waitFor } from "./helpers.ts";
+import { enqueue, jobState, show, withIdleWorkers } from "./e2e_helpers.ts";
 
 const POLL_MS = 60_000;
 const NO_TIMERS = { "poll-interval": String(POLL_MS / 1000), "lease": "3600" };
@@ -24,11 +16,8 @@ const NO_TIMERS = { "poll-interval": String(POLL_MS / 1000), "lease": "3600" };
 const listed = async (home: string) =>
   json<Array<{ id: string }>>(await runCli(home, ["worker", "list", "--json"])).map((w) => w.id);
 
-Deno.test("e2e stop: 'worker stop --wait' reaches an idle worker through the wake-up", async () => {
-  const home = await tempHome();
-  await configure(home, NO_TIMERS);
-  const worker = await startIdleWorker(home);
-  try {
+Deno.test("e2e stop: 'worker stop --wait' reaches an idle worker through the wake-up", () =>
+  withIdleWorkers({ config: NO_TIMERS }, async (home, [worker]) => {
     const started = Date.now();
     const stop = await runCli(home, ["worker", "stop", "--wait"]);
     const took = Date.now() - started;
@@ -39,20 +28,10 @@ Deno.test("e2e stop: 'worker stop --wait' reaches an idle worker through the wak
     assert.ok(took < POLL_MS / 2, `stop --wait took ${took} ms`);
     console.log(`stop --wait of an idle worker: ${took} ms`);
     assert.deepEqual(await listed(home), []);
-  } finally {
-    await stopAll(home, [worker.child]);
-    await worker.log.done;
-    await cleanup(home);
-  }
-});
+  }));
 
-Deno.test("e2e stop: 'worker stop ID' stops that worker; the other runs on; an unknown id is refused", async () => {
-  const home = await tempHome();
-  await configure(home, NO_TIMERS);
-  const workers: RunningWorker[] = [];
-  try {
-    workers.push(await startIdleWorker(home), await startIdleWorker(home));
-    const [a, b] = workers;
+Deno.test("e2e stop: 'worker stop ID' stops that worker; the other runs on; an unknown id is refused", () =>
+  withIdleWorkers({ count: 2, config: NO_TIMERS }, async (home, [a, b]) => {
     assert.deepEqual((await listed(home)).sort(), [a.id, b.id].sort());
 
     const stop = await runCli(home, ["worker", "stop", a.id, "--wait"]);
@@ -78,9 +57,4 @@ Deno.test("e2e stop: 'worker stop ID' stops that worker; the other runs on; an u
     assert.equal((await show(home, "after")).attempts_log[0].worker_id, b.id);
     assert.equal(b.exited(), null, "the other worker is still running");
     assert.deepEqual(await listed(home), [b.id]);
-  } finally {
-    await stopAll(home, workers.map((w) => w.child));
-    for (const w of workers) await w.log.done;
-    await cleanup(home);
-  }
-});
+  }));

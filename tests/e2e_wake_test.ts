@@ -8,28 +8,25 @@
  */
 
 import assert from "node:assert/strict";
-import { cleanup, tempHome, waitFor } from "./helpers.ts";
+import { waitFor } from "./helpers.ts";
 import {
-  configure,
   enqueue,
   gated,
   jobState,
   median,
   show,
-  startIdleWorker,
-  stopAll,
   storeTimes,
+  withIdleWorkers,
 } from "./e2e_helpers.ts";
 
 const POLL_MS = 60_000;
 const NO_TIMERS = { "poll-interval": String(POLL_MS / 1000), "lease": "3600" };
 const JOBS = 8;
+/** The poll of the delayed-job test. */
+const POLL_S = 1;
 
-Deno.test("e2e wake: new work starts on an idle worker within milliseconds, not at the poll", async () => {
-  const home = await tempHome();
-  await configure(home, NO_TIMERS);
-  const worker = await startIdleWorker(home);
-  try {
+Deno.test("e2e wake: new work starts on an idle worker within milliseconds, not at the poll", () =>
+  withIdleWorkers({ config: NO_TIMERS }, async (home, [worker]) => {
     const latencies: number[] = [];
     for (let i = 0; i < JOBS; i++) {
       const id = `w${i}`;
@@ -53,45 +50,35 @@ Deno.test("e2e wake: new work starts on an idle worker within milliseconds, not 
     const typical = median(latencies);
     assert.ok(typical < 300, `median enqueue -> claim ${typical} ms, over 300 ms`);
     assert.equal((await show(home, "w0")).attempts_log[0].worker_id, worker.id);
-  } finally {
-    await stopAll(home, [worker.child]);
-    await worker.log.done;
-    await cleanup(home);
-  }
-});
+  }));
 
-Deno.test("e2e wake: a delayed job runs when due by the poll, never before", async () => {
-  const home = await tempHome();
+Deno.test("e2e wake: a delayed job runs when due by the poll, never before", () =>
   // A heartbeat every 1200 s: only the 1 s poll can find a job that becomes due later.
-  const pollMs = 1000;
-  await configure(home, { "poll-interval": String(pollMs / 1000), "lease": "3600" });
-  const worker = await startIdleWorker(home);
-  try {
-    await enqueue(home, { id: "delay", command: "true", delay_s: 5 });
-    await enqueue(home, {
-      id: "at",
-      command: "true",
-      run_at: new Date(Date.now() + 6000).toISOString(),
-    });
-    // A job due now wakes the worker: that claim must pass over the two delayed ones.
-    await enqueue(home, { id: "now", command: "true" });
-    await waitFor(() => jobState(home, "now") === "completed", { what: "now completed" });
-    const woken = storeTimes(home, "now").starts[0];
-    assert.ok(woken < storeTimes(home, "delay").runAt, "the wake-up claim came before run_at");
-    for (const id of ["delay", "at"]) {
-      await waitFor(() => jobState(home, id) === "completed", { what: `${id} completed` });
-      const { runAt, starts } = storeTimes(home, id);
-      assert.equal(starts.length, 1, `${id} ran once`);
-      const late = starts[0] - runAt;
-      assert.ok(late >= 0, `${id} started ${-late} ms before its run_at`);
-      // The poll fires at most pollMs after run_at; the slack is for a loaded machine, far
-      // below the 1200 s heartbeat that would be the next wake without the poll.
-      assert.ok(late < pollMs + 4000, `${id} started ${late} ms after its run_at`);
-      console.log(`${id}: claimed ${late} ms after run_at`);
-    }
-  } finally {
-    await stopAll(home, [worker.child]);
-    await worker.log.done;
-    await cleanup(home);
-  }
-});
+  withIdleWorkers(
+    { config: { "poll-interval": String(POLL_S), "lease": "3600" } },
+    async (home) => {
+      const pollMs = POLL_S * 1000;
+      await enqueue(home, { id: "delay", command: "true", delay_s: 5 });
+      await enqueue(home, {
+        id: "at",
+        command: "true",
+        run_at: new Date(Date.now() + 6000).toISOString(),
+      });
+      // A job due now wakes the worker: that claim must pass over the two delayed ones.
+      await enqueue(home, { id: "now", command: "true" });
+      await waitFor(() => jobState(home, "now") === "completed", { what: "now completed" });
+      const woken = storeTimes(home, "now").starts[0];
+      assert.ok(woken < storeTimes(home, "delay").runAt, "the wake-up claim came before run_at");
+      for (const id of ["delay", "at"]) {
+        await waitFor(() => jobState(home, id) === "completed", { what: `${id} completed` });
+        const { runAt, starts } = storeTimes(home, id);
+        assert.equal(starts.length, 1, `${id} ran once`);
+        const late = starts[0] - runAt;
+        assert.ok(late >= 0, `${id} started ${-late} ms before its run_at`);
+        // The poll fires at most pollMs after run_at; the slack is for a loaded machine, far
+        // below the 1200 s heartbeat that would be the next wake without the poll.
+        assert.ok(late < pollMs + 4000, `${id} started ${late} ms after its run_at`);
+        console.log(`${id}: claimed ${late} ms after run_at`);
+      }
+    },
+  ));
