@@ -1,28 +1,13 @@
 /**
- * End-to-end: workers as real processes running real jobs.
+ * End-to-end: workers as real processes running real jobs. Wake-ups, stop, config reload,
+ * heartbeats and `logs --follow` have files of their own (e2e_*_test.ts).
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cleanup, json, runCli, spawnCli, tempHome, waitFor } from "./helpers.ts";
+import { collect, show, stopAll } from "./e2e_helpers.ts";
 import type { Job, JobDetail } from "../src/job.ts";
-
-const show = async (home: string, id: string) =>
-  json<JobDetail>(await runCli(home, ["show", id, "--json"]));
-
-/** Accumulates a stream's text as it arrives. */
-function collect(stream: ReadableStream<Uint8Array>): { text: string } {
-  const sink = { text: "" };
-  (async () => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) sink.text += chunk;
-  })();
-  return sink;
-}
-
-async function stopAll(home: string, workers: Deno.ChildProcess[]): Promise<void> {
-  await runCli(home, ["worker", "stop", "--wait"]);
-  for (const w of workers) await w.status;
-}
 
 Deno.test("e2e worker: a job completes, its output is kept", async () => {
   const home = await tempHome();
@@ -264,27 +249,6 @@ Deno.test("e2e worker: 'worker stop' kills what outlives shutdown-grace and rele
     assert.equal(long.attempts_log[0].outcome, "aborted");
     assert.match(long.attempts_log[0].error!, /shutdown/);
   } finally {
-    await cleanup(home);
-  }
-});
-
-Deno.test("e2e worker: new work wakes an idle worker without waiting for the poll", async () => {
-  const home = await tempHome();
-  await runCli(home, ["config", "set", "poll-interval", "60"]);
-  const worker = spawnCli(home, ["worker", "start"], { stderr: "piped" });
-  const log = collect(worker.stderr);
-  try {
-    await waitFor(() => /started with 1 slot/.test(log.text), { what: "worker started" });
-    // The worker made its first claim and now sleeps for up to 60 s; only a wake-up can
-    // get the job started well before that.
-    const enqueuedAt = Date.now();
-    await runCli(home, ["enqueue", '{"id":"w","command":"true"}']);
-    await waitFor(async () => (await show(home, "w")).state === "completed", {
-      timeoutMs: 30_000,
-    });
-    assert.ok(Date.now() - enqueuedAt < 30_000);
-  } finally {
-    await stopAll(home, [worker]);
     await cleanup(home);
   }
 });
