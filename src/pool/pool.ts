@@ -33,6 +33,13 @@ export interface PoolOptions {
   /** This worker's id in the registry. @default a new random id */
   workerId?: string;
   log?: PoolLog;
+  /**
+   * For tests only (tests/pool_thread_test.ts): the execution thread's module, there one
+   * that loads the real slot.ts and then crashes. Not part of the library's API.
+   * @internal
+   * @default ./slot.ts
+   */
+  threadModule?: URL;
 }
 
 interface Slot {
@@ -73,6 +80,7 @@ export class Pool {
   #outputDirs = new Set<string>();
   #host = hostIdentity();
   #startTicks: number | null | undefined;
+  #threadModule: URL;
 
   constructor(store: Store, options: PoolOptions) {
     this.#store = store;
@@ -82,6 +90,7 @@ export class Pool {
     this.workerId = options.workerId ?? newWorkerId();
     this.#log = options.log ?? (() => {});
     this.#config = loadConfig(this.#home);
+    this.#threadModule = options.threadModule ?? new URL("./slot.ts", import.meta.url);
   }
 
   /** Whether a stop was asked for. */
@@ -266,7 +275,7 @@ export class Pool {
    * and each attempt ends as a crash (its job is retried); a new thread takes the next jobs.
    */
   #newThread(): Worker {
-    const thread = new Worker(new URL("./slot.ts", import.meta.url), { type: "module" });
+    const thread = new Worker(this.#threadModule, { type: "module" });
     thread.onmessage = (event: MessageEvent<SlotReport>) => this.#onReport(event.data);
     thread.onerror = (event) => {
       event.preventDefault();
