@@ -108,12 +108,22 @@ export async function nq(ctx: Context, job: Job): Promise<number> {
       String(job.count),
     ]);
     const seconds = (performance.now() - t0) / 1000;
-    let ok = 0;
-    for (let l = 0; l < job.count; l++) {
-      for (const entry of Deno.readDirSync(`${dir}/lane${l}`)) {
-        const log = Deno.readTextFileSync(`${dir}/lane${l}/${entry.name}`);
-        if (log.includes("exited with status 0")) ok++;
+    const succeeded = () => {
+      let ok = 0;
+      for (let l = 0; l < job.count; l++) {
+        for (const entry of Deno.readDirSync(`${dir}/lane${l}`)) {
+          const log = Deno.readTextFileSync(`${dir}/lane${l}/${entry.name}`);
+          if (log.includes("exited with status 0")) ok++;
+        }
       }
+      return ok;
+    };
+    // nq writes a job's status line after the job's lock is released, which is what `nq -w`
+    // waits for: the last line can land a moment after the timing ended. Give it a second.
+    let ok = succeeded();
+    for (let i = 0; i < 50 && ok !== job.n; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      ok = succeeded();
     }
     if (ok !== job.n) throw new Error(`nq: ${ok} of ${job.n} jobs succeeded`);
     return seconds;
