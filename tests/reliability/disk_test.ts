@@ -376,7 +376,11 @@ Deno.test({
         const first = released.attempts[0];
         assert.equal(first.outcome, "spawn_failed", JSON.stringify(first));
         assert.match(first.error ?? "", /cannot create output folder .*No space left on device/);
-        assert.match(worker.state.log, /cannot create output folder .*; pausing claims for 5 s/);
+        // The line reaches us through the worker's stderr pipe, maybe after the store did.
+        await waitFor(
+          () => /cannot create output folder .*; pausing claims for 5 s/.test(worker.state.log),
+          { what: "the worker's log line about the output folder" },
+        );
         // Back in the queue, not left processing; its retry budget counts only the claim it
         // may hold by now (the worker tries again after its 5 s pause), never a release.
         const { job } = released;
